@@ -1,0 +1,185 @@
+"""One exception hierarchy for every service, mapped to RFC 9457 problem+json in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from artstore_common.logging import current_request_id
+
+PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger("artstore.errors")
+
+
+class ArtStoreError(Exception):
+    """A failure a client can act on. Subclasses fix the HTTP status, code and title."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    title: str = "Internal server error"
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(ArtStoreError):
+    status, code, title = 400, "BAD_REQUEST", "Bad request"
+
+
+class InvalidToken(ArtStoreError):
+    status, code, title = 401, "INVALID_TOKEN", "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        challenge = f'Bearer error="invalid_token", error_description="{_quote(detail)}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class MissingToken(ArtStoreError):
+    status, code, title = 401, "MISSING_TOKEN", "Authentication required"
+
+    def __init__(self, detail: str = "send a bearer token in the Authorization header") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InsufficientScope(ArtStoreError):
+    status, code, title = 403, "INSUFFICIENT_SCOPE", "Permission denied"
+
+    def __init__(self, permission: str) -> None:
+        challenge = f'Bearer error="insufficient_scope", scope="{permission}"'
+        super().__init__(
+            f"this operation needs the permission '{permission}'", headers={"WWW-Authenticate": challenge}
+        )
+
+
+class NotFound(ArtStoreError):
+    status, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class Conflict(ArtStoreError):
+    status, code, title = 409, "CONFLICT", "Conflict"
+
+
+class AlreadyExists(Conflict):
+    code, title = "ALREADY_EXISTS", "Already exists"
+
+
+class ModeNotAllowed(Conflict):
+    code, title = "MODE_NOT_ALLOWED", "Operation not allowed in this mode"
+
+
+class InvalidTransition(Conflict):
+    code, title = "INVALID_TRANSITION", "Mode transition not allowed"
+
+
+class PayloadTooLarge(ArtStoreError):
+    status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+class RangeNotSatisfiable(ArtStoreError):
+    status, code, title = 416, "RANGE_NOT_SATISFIABLE", "Range not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the requested range lies outside the {size} bytes of this file",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+
+
+class ValidationFailed(ArtStoreError):
+    status, code, title = 422, "VALIDATION_ERROR", "Invalid input"
+
+
+class ChecksumMismatch(ArtStoreError):
+    status, code, title = 422, "CHECKSUM_MISMATCH", "Checksum mismatch"
+
+
+class ServiceUnavailable(ArtStoreError):
+    status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5, code: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+        if code:
+            self.code = code
+
+
+class DependencyUnavailable(ServiceUnavailable):
+    code = "DEPENDENCY_UNAVAILABLE"
+
+
+class InsufficientStorage(ArtStoreError):
+    status, code, title = 507, "INSUFFICIENT_STORAGE", "Insufficient storage"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://artstore.dev/problems/{code.lower().replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is invalid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_artstore_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ArtStoreError)
+        if exc.status >= 500:
+            _log.warning("request failed: %s %s", exc.code, exc.detail)
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, extra=exc.extra
+        )
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(422, "VALIDATION_ERROR", "Invalid input", _describe_validation(exc))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, f"HTTP_{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(exc.status_code, code, detail, detail, headers=headers)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled error", exc_info=exc)
+        return problem_response(
+            500, "INTERNAL_ERROR", "Internal server error", "an unexpected error occurred; see the server log"
+        )
+
+    app.add_exception_handler(ArtStoreError, on_artstore_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

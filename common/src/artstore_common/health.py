@@ -1,0 +1,78 @@
+"""`/health/live` and `/health/ready` with one named check per dependency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+HealthCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Check:
+    probe: HealthCheck
+    critical: bool
+
+
+@dataclass
+class HealthChecks:
+    """Checks raise to report a problem. A failing critical check makes the service not ready."""
+
+    timeout_seconds: float = 2.0
+    _checks: dict[str, _Check] = field(default_factory=dict)
+    _blockers: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, probe: HealthCheck, *, critical: bool = True) -> None:
+        self._checks[name] = _Check(probe, critical)
+
+    def block(self, name: str, reason: str) -> None:
+        """Mark the service not ready for a reason of its own (e.g. recovery still running)."""
+        self._blockers[name] = reason
+
+    def unblock(self, name: str) -> None:
+        self._blockers.pop(name, None)
+
+    async def run(self) -> tuple[bool, dict[str, dict[str, object]]]:
+        async def one(check: _Check) -> str | None:
+            try:
+                await asyncio.wait_for(check.probe(), self.timeout_seconds)
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return None
+
+        names = list(self._checks)
+        outcomes = await asyncio.gather(*(one(self._checks[n]) for n in names))
+        report: dict[str, dict[str, object]] = {}
+        ready = True
+        for name, problem in zip(names, outcomes, strict=True):
+            critical = self._checks[name].critical
+            report[name] = {"ok": problem is None, "critical": critical}
+            if problem is not None:
+                report[name]["detail"] = problem
+                ready = ready and not critical
+        for name, reason in self._blockers.items():
+            report[name] = {"ok": False, "critical": True, "detail": reason}
+            ready = False
+        return ready, report
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    checks: HealthChecks = request.app.state.health
+    is_ready, report = await checks.run()
+    return JSONResponse(
+        {"status": "ready" if is_ready else "not_ready", "checks": report},
+        status_code=200 if is_ready else 503,
+    )

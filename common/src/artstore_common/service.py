@@ -1,0 +1,46 @@
+"""What every ArtStore service shares: the app skeleton and the server runner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import uvicorn
+from fastapi import FastAPI
+
+from artstore_common import health, metrics
+from artstore_common.errors import install_error_handlers
+from artstore_common.logging import configure_logging
+from artstore_common.middleware import RequestContextMiddleware
+from artstore_common.settings import ServiceSettings
+from artstore_common.tracing import setup_tracing
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    service: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], AsyncIterator[None]] | Lifespan
+) -> FastAPI:
+    app = FastAPI(title=f"ArtStore {service}", version="0.1.0", lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.health = health.HealthChecks()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    setup_tracing(app, service, settings.otel_exporter_otlp_endpoint)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+    configure_logging(service, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        server_header=False,
+    )

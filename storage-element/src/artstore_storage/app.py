@@ -1,0 +1,161 @@
+"""create_app(settings) and the lifespan that prepares the element before it serves a request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from artstore_common.auth import JwksVerifier
+from artstore_common.database import create_engine
+from artstore_common.errors import ServiceUnavailable
+from artstore_common.redis import create_redis
+from artstore_common.service import build_app
+from artstore_storage.api import element as element_api
+from artstore_storage.api import files as files_api
+from artstore_storage.metrics import WAL_RECOVERIES, WAL_ROLLED_BACK
+from artstore_storage.repositories import index
+from artstore_storage.repositories.migrate import upgrade_to_head
+from artstore_storage.services._db import index_transaction
+from artstore_storage.services.announcer import Announcer
+from artstore_storage.services.element import ElementService
+from artstore_storage.services.files import FileService
+from artstore_storage.services.reconcile import Reconciler
+from artstore_storage.settings import StorageSettings
+from artstore_storage.storage.capacity import Capacity
+from artstore_storage.storage.layout import Layout
+from artstore_storage.storage.modes import ModeStore, resolve_start_mode
+from artstore_storage.storage.recovery import IndexFixes, recover
+from artstore_storage.storage.scan import scan
+from artstore_storage.storage.wal import WriteAheadLog
+
+SERVICE = "storage-element"
+_log = logging.getLogger("artstore.storage")
+
+
+async def _migrate(settings: StorageSettings, url: str) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(upgrade_to_head, url, settings.schema_name)
+            return
+        except Exception as exc:  # the database may still be starting; the element cannot serve without it
+            _log.warning("index migration failed, retrying in %.1f s: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+
+async def _apply_index_fixes(engine: AsyncEngine, fixes: IndexFixes) -> None:
+    async with index_transaction(engine) as connection:
+        for file_id, attrs in fixes.items():
+            if attrs is None:
+                await index.remove(connection, file_id)
+            else:
+                await index.upsert(connection, attrs)
+
+
+def create_app(settings: StorageSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            raise RuntimeError("ARTSTORE_SE_DATABASE_URL is not set (artstore dev up sets it for you)")
+        layout = Layout(settings.data_dir.resolve())
+        layout.create()
+        mode_store = ModeStore(layout.mode_file)
+        persisted = mode_store.load()
+        mode = resolve_start_mode(persisted, settings.mode, settings.allow_leave_archive)
+        if mode != persisted:
+            mode_store.save(mode, "configuration" if persisted else "first start")
+
+        database_url = settings.database_url.get_secret_value()
+        await _migrate(settings, database_url)
+        engine = create_engine(database_url, schema=settings.schema_name)
+
+        # Recovery runs to the end before the server accepts its first connection.
+        report = await asyncio.to_thread(recover, layout)
+        await _apply_index_fixes(engine, report.index_fixes)
+        wal = WriteAheadLog(layout.wal, settings.wal_segment_bytes)
+        await asyncio.to_thread(wal.start_fresh)
+        WAL_RECOVERIES.labels(settings.element_id).inc()
+        WAL_ROLLED_BACK.labels(settings.element_id).inc(len(report.rolled_back))
+        if report.rolled_back:
+            _log.warning("recovery rolled back %d unfinished transaction(s)", len(report.rolled_back))
+
+        disk = await asyncio.to_thread(scan, layout)
+        servable = [a for fid, a in disk.attributes.items() if fid in disk.data_files]
+        capacity = Capacity(layout.root, settings.quota_bytes, used=sum(a.size_bytes for a in servable))
+
+        redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
+        announcer = Announcer(redis, settings.redis_namespace, settings.element_id, settings.heartbeat_seconds)
+        files = FileService(
+            element_id=settings.element_id,
+            layout=layout,
+            wal=wal,
+            capacity=capacity,
+            engine=engine,
+            announcer=announcer,
+            max_file_size=settings.max_file_size,
+            chunk_bytes=settings.write_chunk_bytes,
+            file_count=len(servable),
+        )
+        files.mode = mode
+        element = ElementService(settings, layout, files, announcer)
+        http = httpx.AsyncClient(timeout=5.0)
+        verifier = JwksVerifier(
+            jwks_url=settings.jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            http=http,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            refetch_seconds=settings.jwks_refetch_seconds,
+        )
+        try:
+            await verifier.refresh()
+        except ServiceUnavailable as exc:
+            _log.warning("signing keys not loaded yet; authenticated requests fail until they are: %s", exc)
+
+        app.state.files = files
+        app.state.element = element
+        app.state.reconciler = Reconciler(layout, files)
+        app.state.verifier = verifier
+
+        async def postgres_ready() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        async def redis_ready() -> None:
+            if redis is None:
+                raise RuntimeError("no Redis configured")
+            await redis.ping()
+
+        async def auth_ready() -> None:
+            if not verifier.loaded:
+                await verifier.refresh()
+
+        app.state.health.add("postgresql", postgres_ready)
+        app.state.health.add("redis", redis_ready, critical=False)
+        app.state.health.add("auth", auth_ready)
+        heartbeat = asyncio.create_task(announcer.run(element.info))
+        _log.info("storage element ready", extra={"element": settings.element_id, "mode": mode})
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await announcer.close()
+            await http.aclose()
+            wal.close()
+            await engine.dispose()
+
+    app = build_app(SERVICE, settings, lifespan)
+    app.state.settings = settings
+    app.include_router(files_api.router)
+    app.include_router(element_api.router)
+    return app

@@ -1,0 +1,334 @@
+"""Files on one element: the write protocol of DESIGN section 3, reads, updates, deletes, compensation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from artstore_common.errors import (
+    AlreadyExists,
+    ChecksumMismatch,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+)
+from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES
+from artstore_storage.repositories import index
+from artstore_storage.services._db import index_transaction
+from artstore_storage.services.announcer import Announcer
+from artstore_storage.storage._durable import ensure_dir, fsync_dir, replace_durably
+from artstore_storage.storage.attributes import (
+    AttributesPatch,
+    FileAttributes,
+    TornAttributes,
+    UserAttributes,
+    read_attributes,
+    utcnow,
+)
+from artstore_storage.storage.capacity import Capacity, Reservation
+from artstore_storage.storage.layout import Layout
+from artstore_storage.storage.modes import Operation, check_allowed
+from artstore_storage.storage.recovery import undo
+from artstore_storage.storage.staging import StagedFile
+from artstore_storage.storage.wal import WalRecord, WriteAheadLog
+
+
+@dataclass(frozen=True)
+class NewFile:
+    file_id: uuid.UUID
+    filename: str
+    content_type: str
+    attributes: UserAttributes
+    created_by: str
+    saga_id: str | None
+    content_length: int | None
+    expected_sha256: str | None
+
+
+class FileService:
+    def __init__(
+        self,
+        *,
+        element_id: str,
+        layout: Layout,
+        wal: WriteAheadLog,
+        capacity: Capacity,
+        engine: AsyncEngine,
+        announcer: Announcer,
+        max_file_size: int,
+        chunk_bytes: int,
+        file_count: int = 0,
+    ) -> None:
+        self.element_id = element_id
+        self.layout = layout
+        self.wal = wal
+        self.capacity = capacity
+        self.engine = engine
+        self.announcer = announcer
+        self.max_file_size = max_file_size
+        self.chunk_bytes = chunk_bytes
+        self.file_count = file_count
+        self.mode = "rw"
+        self._busy: set[uuid.UUID] = set()
+        self._writes_in_flight = 0
+        self._writes_drained = asyncio.Event()
+        self._writes_drained.set()
+        self._compensated: deque[str] = deque(maxlen=10_000)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def attributes(self, file_id: uuid.UUID) -> FileAttributes:
+        check_allowed(self.mode, Operation.READ_METADATA)
+        return await asyncio.to_thread(self._read_attributes, file_id)
+
+    async def content(self, file_id: uuid.UUID) -> tuple[FileAttributes, Path]:
+        check_allowed(self.mode, Operation.READ_CONTENT)
+        attrs = await asyncio.to_thread(self._read_attributes, file_id)
+        return attrs, self.layout.data_path(file_id)
+
+    def _read_attributes(self, file_id: uuid.UUID) -> FileAttributes:
+        # attr.json is written last and removed first, so its presence means the bytes are in place.
+        try:
+            attrs = read_attributes(self.layout.attr_path(file_id))
+        except FileNotFoundError:
+            raise NotFound(f"no file {file_id} on element {self.element_id}") from None
+        except TornAttributes as exc:
+            raise Conflict(f"the attributes of {file_id} are unreadable; run reconcile ({exc})") from None
+        if not self.layout.data_path(file_id).exists():
+            raise NotFound(f"the bytes of {file_id} are missing on element {self.element_id}; run reconcile")
+        return attrs
+
+    # -- create --------------------------------------------------------------------------------------
+
+    async def create(self, new: NewFile, body: AsyncIterator[bytes]) -> FileAttributes:
+        check_allowed(self.mode, Operation.CREATE)
+        if new.content_length is not None and new.content_length > self.max_file_size:
+            raise PayloadTooLarge(self._too_large(new.content_length))
+        if new.saga_id is not None and new.saga_id in self._compensated:
+            raise Conflict(f"saga {new.saga_id} was compensated; start a new saga")
+        async with self._exclusive(new.file_id), self._tracked_write():
+            if await asyncio.to_thread(self._exists, new.file_id):
+                raise AlreadyExists(f"file {new.file_id} already exists; files are written once")
+            reservation = Reservation(self.capacity)
+            reservation.ensure(new.content_length or 0)
+            try:
+                attrs = await self._create_transaction(new, body, reservation)
+                reservation.settle(attrs.size_bytes)
+            finally:
+                reservation.release()
+        self.file_count += 1
+        UPLOAD_BYTES.labels(self.element_id).inc(attrs.size_bytes)
+        OPERATIONS.labels(self.element_id, "create", "ok").inc()
+        return attrs
+
+    async def _create_transaction(
+        self, new: NewFile, body: AsyncIterator[bytes], reservation: Reservation
+    ) -> FileAttributes:
+        # Step 1: the intent is durable before any byte lands, so recovery knows what to undo.
+        txid = await self.wal.begin("create", str(new.file_id), new.saga_id)
+        record = WalRecord(txid, "begin", "create", str(new.file_id), new.saga_id)
+        staged = StagedFile(self.layout.temp_path(txid, "data"), self.chunk_bytes)
+        placed = indexed = False
+        try:
+            # Step 2: stream into tmp/, hashing as bytes arrive; capacity is reserved before bytes land.
+            async for chunk in body:
+                if not chunk:
+                    continue
+                grown = staged.size + len(chunk)
+                if grown > self.max_file_size:
+                    raise PayloadTooLarge(self._too_large(grown))
+                reservation.ensure(grown)
+                await staged.write(chunk)
+            # Step 3: data fsynced, then checked against the client's checksum.
+            sha256 = await staged.finish()
+            if new.expected_sha256 is not None and new.expected_sha256 != sha256:
+                raise ChecksumMismatch(
+                    f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
+                )
+            now = utcnow()
+            attrs = FileAttributes(
+                file_id=str(new.file_id),
+                original_filename=new.filename,
+                content_type=new.content_type,
+                size_bytes=staged.size,
+                sha256=sha256,
+                storage_element_id=self.element_id,
+                created_at=now,
+                updated_at=now,
+                created_by=new.created_by,
+                description=new.attributes.description,
+                tags=new.attributes.tags,
+                metadata=new.attributes.metadata,
+                retention=new.attributes.retention,
+                saga_id=new.saga_id,
+            )
+            attr_bytes = attrs.to_json_bytes()
+            # Step 4: data renamed into place, then attr.json; the directory fsync makes both durable.
+            placed = True
+            await asyncio.to_thread(self._place, txid, new.file_id, staged.path, attr_bytes)
+            # Step 5: the index row.
+            async with index_transaction(self.engine) as connection:
+                await index.upsert(connection, attrs)
+            indexed = True
+            if new.saga_id is not None and new.saga_id in self._compensated:
+                raise Conflict(f"saga {new.saga_id} was compensated while this upload ran; nothing stored")
+            # Step 6: tell others (best effort, in the background).
+            self.announcer.file_event("created", {"file_id": attrs.file_id, "size_bytes": attrs.size_bytes})
+            # Step 7: commit; only now may the caller answer 201.
+            await self.wal.commit(txid)
+            return attrs
+        except BaseException:
+            staged.discard()
+            await self._roll_back(record, undo_disk=placed, unindex=indexed)
+            OPERATIONS.labels(self.element_id, "create", "rolled_back").inc()
+            raise
+
+    def _place(self, txid: str, file_id: uuid.UUID, staged: Path, attr_bytes: bytes) -> None:
+        shard = self.layout.shard(file_id)
+        ensure_dir(shard)
+        os.replace(staged, self.layout.data_path(file_id))
+        replace_durably(self.layout.temp_path(txid, "attr"), self.layout.attr_path(file_id), attr_bytes)
+
+    def _exists(self, file_id: uuid.UUID) -> bool:
+        return self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists()
+
+    def _too_large(self, size: int) -> str:
+        return f"the body has {size} bytes or more; this element takes at most {self.max_file_size} per file"
+
+    # -- update and delete ---------------------------------------------------------------------------
+
+    async def update(self, file_id: uuid.UUID, patch: AttributesPatch) -> FileAttributes:
+        check_allowed(self.mode, Operation.UPDATE_METADATA)
+        async with self._exclusive(file_id), self._tracked_write():
+            before = await asyncio.to_thread(self._read_attributes, file_id)
+            after = before.with_patch(patch)
+            attr_bytes = after.to_json_bytes()
+            txid = await self.wal.begin("update", str(file_id), before.saga_id, before.model_dump(mode="json"))
+            record = WalRecord(txid, "begin", "update", str(file_id), before.saga_id, before.model_dump(mode="json"))
+            indexed = False
+            try:
+                await asyncio.to_thread(
+                    replace_durably,
+                    self.layout.temp_path(txid, "attr"),
+                    self.layout.attr_path(file_id),
+                    attr_bytes,
+                )
+                async with index_transaction(self.engine) as connection:
+                    await index.upsert(connection, after)
+                indexed = True
+                self.announcer.file_event("updated", {"file_id": str(file_id)})
+                await self.wal.commit(txid)
+            except BaseException:
+                await self._roll_back(record, undo_disk=True, unindex=indexed)
+                raise
+        OPERATIONS.labels(self.element_id, "update", "ok").inc()
+        return after
+
+    async def delete(self, file_id: uuid.UUID) -> FileAttributes:
+        check_allowed(self.mode, Operation.DELETE)
+        return await self._delete(file_id, reason="deleted")
+
+    async def _delete(self, file_id: uuid.UUID, *, reason: str) -> FileAttributes:
+        async with self._exclusive(file_id), self._tracked_write():
+            before = await asyncio.to_thread(self._read_attributes, file_id)
+            image = before.model_dump(mode="json")
+            txid = await self.wal.begin("delete", str(file_id), before.saga_id, image)
+            record = WalRecord(txid, "begin", "delete", str(file_id), before.saga_id, image)
+            indexed = False
+            try:
+                await asyncio.to_thread(self._move_to_trash, txid, file_id)
+                async with index_transaction(self.engine) as connection:
+                    await index.remove(connection, file_id)
+                indexed = True
+                self.announcer.file_event(reason, {"file_id": str(file_id)})
+                await self.wal.commit(txid)
+            except BaseException:
+                await self._roll_back(record, undo_disk=True, unindex=indexed)
+                raise
+            await asyncio.to_thread(self._empty_trash, txid)
+        self.capacity.freed(before.size_bytes)
+        self.file_count = max(self.file_count - 1, 0)
+        OPERATIONS.labels(self.element_id, "delete", "ok").inc()
+        return before
+
+    def _move_to_trash(self, txid: str, file_id: uuid.UUID) -> None:
+        # attr.json first: once it is gone the file is invisible, and its bytes follow.
+        os.replace(self.layout.attr_path(file_id), self.layout.temp_path(txid, "del.attr"))
+        os.replace(self.layout.data_path(file_id), self.layout.temp_path(txid, "del.bin"))
+        fsync_dir(self.layout.shard(file_id))
+
+    def _empty_trash(self, txid: str) -> None:
+        for suffix in ("del.attr", "del.bin"):
+            self.layout.temp_path(txid, suffix).unlink(missing_ok=True)
+
+    async def compensate(self, saga_id: str) -> list[str]:
+        """Undo whatever this saga stored here. Idempotent: a second call finds nothing left."""
+        self._compensated.append(saga_id)
+        async with index_transaction(self.engine) as connection:
+            file_ids = await index.ids_for_saga(connection, saga_id)
+        removed = []
+        for file_id in file_ids:
+            if self.mode == "ar":
+                raise Conflict("the element is archived (sealed); its files can no longer be compensated")
+            try:
+                await self._delete(file_id, reason="compensated")
+            except NotFound:
+                continue
+            removed.append(str(file_id))
+        return removed
+
+    # -- shared machinery ----------------------------------------------------------------------------
+
+    async def _roll_back(self, record: WalRecord, *, undo_disk: bool, unindex: bool) -> None:
+        """Undo a failed transaction. If this fails too, the WAL keeps it open for recovery at start."""
+        before = await asyncio.to_thread(undo, self.layout, record) if undo_disk else None
+        if unindex:
+            async with index_transaction(self.engine) as connection:
+                if before is None:
+                    await index.remove(connection, uuid.UUID(str(record.file_id)))
+                else:
+                    await index.upsert(connection, before)
+        await self.wal.abort(record.tx)
+
+    def _exclusive(self, file_id: uuid.UUID) -> _FileClaim:
+        return _FileClaim(self._busy, file_id)
+
+    def _tracked_write(self) -> _WriteTracker:
+        return _WriteTracker(self)
+
+    async def drain_writes(self, timeout: float) -> None:
+        await asyncio.wait_for(self._writes_drained.wait(), timeout)
+
+
+class _FileClaim:
+    def __init__(self, busy: set[uuid.UUID], file_id: uuid.UUID) -> None:
+        self.busy, self.file_id = busy, file_id
+
+    async def __aenter__(self) -> None:
+        if self.file_id in self.busy:
+            raise Conflict(f"another operation on {self.file_id} is in progress; retry when it finished")
+        self.busy.add(self.file_id)
+
+    async def __aexit__(self, *_: object) -> None:
+        self.busy.discard(self.file_id)
+
+
+class _WriteTracker:
+    def __init__(self, service: FileService) -> None:
+        self.service = service
+
+    async def __aenter__(self) -> None:
+        self.service._writes_in_flight += 1
+        self.service._writes_drained.clear()
+
+    async def __aexit__(self, *_: object) -> None:
+        self.service._writes_in_flight -= 1
+        if self.service._writes_in_flight == 0:
+            self.service._writes_drained.set()

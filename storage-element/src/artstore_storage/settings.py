@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from artstore_common.settings import ServiceSettings
+
+Mode = Literal["edit", "rw", "ro", "ar"]
+
+
+class StorageSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_SE_", extra="ignore", validate_default=True)
+
+    port: int = Field(default=8010, ge=1, le=65535)
+    element_id: str = Field(default="se-01", pattern=r"^[a-z0-9][a-z0-9\-]{0,39}$")
+    name: str = ""
+    public_url: str | None = Field(default=None, description="URL others use to reach this element")
+    priority: int = 100
+    data_dir: Path = Path(".artstore/se-01")
+    mode: Mode = Field(default="rw", description="mode on first start; later only config-only changes apply")
+    allow_leave_archive: bool = Field(
+        default=False, description="explicit override that lets a configured mode replace a persisted 'ar'"
+    )
+    quota_bytes: int | None = Field(default=None, ge=0, description="capacity limit; the disk's when unset")
+    max_file_size: int = Field(default=1 << 40, ge=0, description="largest single upload in bytes")
+    jwt_audience: str = "storage"
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    wal_segment_bytes: int = Field(default=4 << 20, ge=4096)
+    write_chunk_bytes: int = Field(default=1 << 20, ge=4096)
+    read_chunk_bytes: int = Field(default=1 << 20, ge=4096)
+    database_schema: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="index schema; se_<element_id> if unset"
+    )
+
+    @property
+    def schema_name(self) -> str:
+        return self.database_schema or "se_" + self.element_id.replace("-", "_")

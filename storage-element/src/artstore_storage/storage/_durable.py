@@ -1,0 +1,41 @@
+"""The fsync and rename primitives every durable write is built from (blocking: call them off the loop)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    # A rename or unlink is only durable once the directory that holds the entry is fsynced.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_durably(temp: Path, final: Path, data: bytes) -> None:
+    """Write `data` to `temp`, fsync it, then rename over `final`: readers see old or new, never half."""
+    write_file_durably(temp, data)
+    os.replace(temp, final)
+    fsync_dir(final.parent)
+
+
+def ensure_dir(path: Path) -> None:
+    """Create `path` and its parents, fsyncing each new entry so the directory survives a crash."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)

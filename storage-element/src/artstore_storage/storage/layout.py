@@ -1,0 +1,65 @@
+"""Where everything of one element lives under its data directory (DESIGN section 3)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from artstore_common.errors import BadRequest
+
+
+def parse_file_id(text: str) -> uuid.UUID:
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        raise BadRequest(f"'{text[:64]}' is not a file id; file ids are UUIDs") from None
+    if str(parsed) != text.lower():
+        raise BadRequest("file ids are written in the canonical UUID form (8-4-4-4-12 hex digits)")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def wal(self) -> Path:
+        return self.root / "wal"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def mode_file(self) -> Path:
+        return self.root / "mode.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "seal-manifest.json"
+
+    def shard(self, file_id: uuid.UUID) -> Path:
+        text = str(file_id)
+        return self.files / text[0:2] / text[2:4]
+
+    def data_path(self, file_id: uuid.UUID) -> Path:
+        return self.shard(file_id) / f"{file_id}.bin"
+
+    def attr_path(self, file_id: uuid.UUID) -> Path:
+        return self.shard(file_id) / f"{file_id}.attr.json"
+
+    def temp_path(self, txid: str, suffix: str) -> Path:
+        return self.tmp / f"{txid}.{suffix}"
+
+    def create(self) -> None:
+        for directory in (self.files, self.wal, self.tmp):
+            directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,178 @@
+"""The write-ahead log: JSON lines in numbered segments, fsynced before a caller may proceed.
+
+Concurrent appends are batched into one write and one fsync (group commit), so the cost of durability is
+shared by every transaction waiting at the same moment. A segment is deleted once every transaction that
+began in it has ended and a newer segment exists, so the log does not grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from artstore_storage.storage._durable import fsync_dir
+
+Operation = Literal["create", "update", "delete"]
+_SEGMENT_SUFFIX = ".wal"
+
+
+@dataclass(frozen=True)
+class WalRecord:
+    tx: str
+    type: Literal["begin", "commit", "abort"]
+    op: Operation | None = None
+    file_id: str | None = None
+    saga_id: str | None = None
+    before: dict[str, Any] | None = None
+
+    def encode(self) -> bytes:
+        body = {k: v for k, v in self.__dict__.items() if v is not None}
+        body["ts"] = datetime.now(UTC).isoformat()
+        return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def read_unfinished(directory: Path) -> list[WalRecord]:
+    """Begin records without a matching commit or abort, in log order. A torn last line is ignored."""
+    begun: dict[str, WalRecord] = {}
+    ended: set[str] = set()
+    for segment in sorted(directory.glob(f"*{_SEGMENT_SUFFIX}")):
+        for line in segment.read_bytes().splitlines():
+            try:
+                raw = json.loads(line)
+                record = WalRecord(
+                    tx=raw["tx"],
+                    type=raw["type"],
+                    op=raw.get("op"),
+                    file_id=raw.get("file_id"),
+                    saga_id=raw.get("saga_id"),
+                    before=raw.get("before"),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # a record cut short by a crash was never acknowledged to anyone
+            if record.type == "begin":
+                begun[record.tx] = record
+            else:
+                ended.add(record.tx)
+    return [record for tx, record in begun.items() if tx not in ended]
+
+
+@dataclass
+class _Segment:
+    number: int
+    path: Path
+    open_transactions: set[str] = field(default_factory=set)
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self._segments: dict[int, _Segment] = {}
+        self._tx_segment: dict[str, int] = {}
+        self._current: _Segment | None = None
+        self._fd: int | None = None
+        self._pending: list[tuple[WalRecord, asyncio.Future[None]]] = []
+        self._flushing = False
+
+    def start_fresh(self) -> None:
+        """After recovery: every old transaction is resolved, so old segments go and a new one starts."""
+        old = sorted(self.directory.glob(f"*{_SEGMENT_SUFFIX}"))
+        last = int(old[-1].stem) if old else 0
+        self._open_segment(last + 1)
+        for segment in old:
+            segment.unlink()
+        fsync_dir(self.directory)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def segment_count(self) -> int:
+        return len(list(self.directory.glob(f"*{_SEGMENT_SUFFIX}")))
+
+    async def begin(
+        self, op: Operation, file_id: str, saga_id: str | None = None, before: dict[str, Any] | None = None
+    ) -> str:
+        txid = uuid.uuid4().hex
+        await self._append(WalRecord(txid, "begin", op, file_id, saga_id, before))
+        return txid
+
+    async def commit(self, txid: str) -> None:
+        await self._append(WalRecord(txid, "commit"))
+
+    async def abort(self, txid: str) -> None:
+        await self._append(WalRecord(txid, "abort"))
+
+    async def _append(self, record: WalRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    number, retired = await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self._track(number, [r for r, _ in batch])
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+                if retired:
+                    await asyncio.to_thread(self._delete_retired)
+        finally:
+            self._flushing = False
+
+    def _write_batch(self, records: list[WalRecord]) -> tuple[int, bool]:
+        assert self._current is not None and self._fd is not None, "start_fresh() first"
+        data = b"".join(record.encode() for record in records)
+        os.write(self._fd, data)
+        os.fsync(self._fd)
+        number = self._current.number
+        rotated = os.fstat(self._fd).st_size >= self.segment_bytes
+        if rotated:
+            self._open_segment(number + 1)
+        return number, rotated or any(r.type != "begin" for r in records)
+
+    def _track(self, number: int, records: list[WalRecord]) -> None:
+        for record in records:
+            if record.type == "begin":
+                self._segments[number].open_transactions.add(record.tx)
+                self._tx_segment[record.tx] = number
+            else:
+                began_in = self._tx_segment.pop(record.tx, None)
+                if began_in is not None:
+                    self._segments[began_in].open_transactions.discard(record.tx)
+
+    def _delete_retired(self) -> None:
+        current = self._current.number if self._current else -1
+        for number, segment in list(self._segments.items()):
+            if number != current and not segment.open_transactions:
+                segment.path.unlink(missing_ok=True)
+                del self._segments[number]
+
+    def _open_segment(self, number: int) -> None:
+        path = self.directory / f"{number:016d}{_SEGMENT_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        fsync_dir(self.directory)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
+        self._current = _Segment(number, path)
+        self._segments[number] = self._current

@@ -1,0 +1,1 @@
+"""Test support: real PostgreSQL, Redis and service processes, plus a stand-in token issuer."""

@@ -1,0 +1,140 @@
+"""Services as real processes: start, wait until ready, kill -9, restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from artstore_common.embedded import free_port
+
+
+@dataclass
+class ServiceProcess:
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 60) -> ServiceProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.module} not ready within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a power cut for the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._close_log()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._close_log()
+
+    def restart(self) -> ServiceProcess:
+        self.stop()
+        return self.start()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def rss_bytes(self) -> int:
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+
+@dataclass
+class StorageElement(ServiceProcess):
+    data_dir: Path = field(default_factory=Path)
+    element_id: str = ""
+    database_url: str = ""
+
+
+def storage_element(
+    *,
+    element_id: str,
+    data_dir: Path,
+    database_url: str,
+    redis_url: str,
+    redis_namespace: str,
+    jwks_url: str,
+    log_dir: Path,
+    port: int | None = None,
+    **settings: Any,
+) -> StorageElement:
+    port = port or free_port()
+    env = {
+        "ARTSTORE_SE_ELEMENT_ID": element_id,
+        "ARTSTORE_SE_DATA_DIR": str(data_dir),
+        "ARTSTORE_SE_PORT": str(port),
+        "ARTSTORE_SE_DATABASE_URL": database_url,
+        "ARTSTORE_SE_REDIS_URL": redis_url,
+        "ARTSTORE_SE_REDIS_NAMESPACE": redis_namespace,
+        "ARTSTORE_SE_JWKS_URL": jwks_url,
+        "ARTSTORE_SE_HEARTBEAT_SECONDS": "1",
+        "ARTSTORE_SE_JWKS_REFETCH_SECONDS": "1",
+    }
+    env.update({f"ARTSTORE_SE_{k.upper()}": str(v) for k, v in settings.items()})
+    return StorageElement(
+        module="artstore_storage",
+        env=env,
+        log_path=log_dir / f"{element_id}.log",
+        port=port,
+        data_dir=data_dir,
+        element_id=element_id,
+        database_url=database_url,
+    )
