@@ -34,9 +34,7 @@ def admin_token(issuer: TestIssuer) -> str:
 SEFactory = Callable[..., StorageElement]
 
 
-def _make_factory(
-    infra: Infra, issuer: TestIssuer, base: Path, started: list[StorageElement]
-) -> SEFactory:
+def _make_factory(infra: Infra, issuer: TestIssuer, base: Path, started: list[StorageElement]) -> SEFactory:
     def factory(mode: str = "rw", *, start: bool = True, **settings: Any) -> StorageElement:
         element_id = settings.pop("element_id", f"se-{uuid.uuid4().hex[:8]}")
         data_dir = settings.pop("data_dir", base / element_id)

@@ -115,7 +115,9 @@ class EmbeddedPostgres:
             self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8")
         log = self.data_dir / "server.log"
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c max_connections=300"
-        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(log), "-o", options, "-w", "-t", "60", "start"
+        )
         _wait_for_port(self.port, 30, "postgres")
         return self
 

@@ -92,7 +92,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
         capacity = Capacity(layout.root, settings.quota_bytes, used=sum(a.size_bytes for a in servable))
 
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        announcer = Announcer(redis, settings.redis_namespace, settings.element_id, settings.heartbeat_seconds)
+        announcer = Announcer(
+            redis, settings.redis_namespace, settings.element_id, settings.heartbeat_seconds
+        )
         files = FileService(
             element_id=settings.element_id,
             layout=layout,

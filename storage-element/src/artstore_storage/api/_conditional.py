@@ -67,5 +67,7 @@ def if_range_allows(header: str | None, etag: str) -> bool:
 
 
 def content_disposition(filename: str) -> str:
-    fallback = "".join(ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename)
+    fallback = "".join(
+        ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename
+    )
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

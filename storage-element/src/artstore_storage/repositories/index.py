@@ -32,7 +32,7 @@ def _row(attrs: FileAttributes) -> dict[str, Any]:
 async def upsert(conn: AsyncConnection, attrs: FileAttributes) -> None:
     row = _row(attrs)
     statement = insert(file_index).values(**row)
-    updates = {k: statement.excluded[k] for k in row if k != "file_id"}
+    updates: dict[str, Any] = {k: statement.excluded[k] for k in row if k != "file_id"}
     updates["indexed_at"] = func.now()
     await conn.execute(statement.on_conflict_do_update(index_elements=["file_id"], set_=updates))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +16,7 @@ async def index_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     try:
         async with engine.begin() as connection:
             yield connection
-    except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
         raise DependencyUnavailable(
             f"PostgreSQL is unavailable ({type(exc).__name__}); the index cannot be updated, retry later"
         ) from exc

@@ -7,6 +7,7 @@ heartbeat republishes the element's full state once Redis is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -41,10 +42,9 @@ class Announcer:
 
     async def _publish(self, channel: str, message: str) -> None:
         assert self.redis is not None
-        try:
+        # A lost event is healed by the next heartbeat.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self.redis.publish(channel, message)
-        except (RedisError, OSError, asyncio.TimeoutError):
-            pass  # the heartbeat heals what a missed event would have told
 
     async def beat(self, state: dict[str, Any]) -> bool:
         if self.redis is None:
@@ -55,7 +55,7 @@ class Announcer:
                 pipe.set(self.heartbeat_key, message, ex=max(int(self.interval * 3), 1))
                 pipe.publish(self.heartbeat_channel, message)
                 await pipe.execute()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             if self.last_heartbeat_ok is not False:
                 _log.warning("heartbeat to Redis failed, will keep trying: %s", exc)
             self.last_heartbeat_ok = False

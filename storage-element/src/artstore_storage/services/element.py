@@ -64,7 +64,8 @@ class ElementService:
             # element's manifest and its files agree.
             self.files.mode = target
             try:
-                await self.files.drain_writes(timeout=self.settings.shutdown_grace_seconds or 30)
+                async with asyncio.timeout(self.settings.shutdown_grace_seconds or 30):
+                    await self.files.drain_writes()
                 manifest = await asyncio.to_thread(self._seal) if target == "ar" else None
                 await asyncio.to_thread(self.mode_store.save, target, f"API transition from {current}")
             except BaseException:
@@ -79,17 +80,22 @@ class ElementService:
 
     def _seal(self) -> dict[str, Any]:
         disk = scan(self.layout)
-        entries = [
+        sealed = sorted(disk.attributes.items(), key=lambda item: str(item[0]))
+        entries: list[dict[str, Any]] = [
             {"file_id": str(file_id), "size_bytes": attrs.size_bytes, "sha256": attrs.sha256}
-            for file_id, attrs in sorted(disk.attributes.items(), key=lambda item: str(item[0]))
+            for file_id, attrs in sealed
         ]
         canonical = json.dumps(entries, separators=(",", ":"), sort_keys=True).encode()
         document = {
             "storage_element_id": self.settings.element_id,
             "sealed_at": datetime.now(UTC).isoformat(),
             "file_count": len(entries),
-            "total_bytes": sum(e["size_bytes"] for e in entries),
-            "digest": {"algorithm": "sha256", "over": "files as canonical JSON", "value": hashlib.sha256(canonical).hexdigest()},
+            "total_bytes": sum(attrs.size_bytes for _, attrs in sealed),
+            "digest": {
+                "algorithm": "sha256",
+                "over": "the files list as canonical JSON (sorted keys, no spaces)",
+                "value": hashlib.sha256(canonical).hexdigest(),
+            },
             "files": entries,
         }
         replace_durably(

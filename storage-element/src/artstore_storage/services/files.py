@@ -210,8 +210,12 @@ class FileService:
             before = await asyncio.to_thread(self._read_attributes, file_id)
             after = before.with_patch(patch)
             attr_bytes = after.to_json_bytes()
-            txid = await self.wal.begin("update", str(file_id), before.saga_id, before.model_dump(mode="json"))
-            record = WalRecord(txid, "begin", "update", str(file_id), before.saga_id, before.model_dump(mode="json"))
+            txid = await self.wal.begin(
+                "update", str(file_id), before.saga_id, before.model_dump(mode="json")
+            )
+            record = WalRecord(
+                txid, "begin", "update", str(file_id), before.saga_id, before.model_dump(mode="json")
+            )
             indexed = False
             try:
                 await asyncio.to_thread(
@@ -303,8 +307,8 @@ class FileService:
     def _tracked_write(self) -> _WriteTracker:
         return _WriteTracker(self)
 
-    async def drain_writes(self, timeout: float) -> None:
-        await asyncio.wait_for(self._writes_drained.wait(), timeout)
+    async def drain_writes(self) -> None:
+        await self._writes_drained.wait()
 
 
 class _FileClaim:

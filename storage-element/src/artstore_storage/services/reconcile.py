@@ -35,7 +35,9 @@ class ReconcileOptions:
     verify_checksums: bool = True
 
 
-def _issue(kind: str, *, file_id: uuid.UUID | None = None, path: Path | None = None, detail: str = "") -> dict[str, Any]:
+def _issue(
+    kind: str, *, file_id: uuid.UUID | None = None, path: Path | None = None, detail: str = ""
+) -> dict[str, Any]:
     issue: dict[str, Any] = {"kind": kind, "detail": detail}
     if file_id is not None:
         issue["file_id"] = str(file_id)
@@ -66,7 +68,9 @@ class Reconciler:
             repaired = await asyncio.to_thread(self._quarantine, disk_issues)
             disk = await asyncio.to_thread(scan, self.layout)
         servable = {fid: a for fid, a in disk.attributes.items() if fid in disk.data_files}
-        index_issues, rebuilt = await self._index(servable, busy, rebuild=options.repair or options.rebuild_index)
+        index_issues, rebuilt = await self._index(
+            servable, busy, rebuild=options.repair or options.rebuild_index
+        )
         if options.repair or options.rebuild_index:
             self.files.capacity.used = sum(a.size_bytes for a in servable.values())
             self.files.file_count = len(servable)
@@ -83,35 +87,64 @@ class Reconciler:
 
     def _check_disk(self, disk: DiskScan, verify: bool, busy: set[uuid.UUID]) -> list[dict[str, Any]]:
         issues = [_issue("stray_file", path=p, detail="not a file ArtStore wrote") for p in disk.stray]
-        issues += [_issue("invalid_attributes", path=p, detail="attr.json cannot be parsed") for p in disk.torn]
+        issues += [
+            _issue("invalid_attributes", path=p, detail="attr.json cannot be parsed") for p in disk.torn
+        ]
         torn_ids = {uuid.UUID(p.name.split(".")[0]) for p in disk.torn}
         for file_id in sorted(disk.data_files - disk.attributes.keys() - torn_ids - busy, key=str):
             issues.append(
-                _issue("missing_attributes", file_id=file_id, path=self.layout.data_path(file_id),
-                       detail="data without attr.json")
+                _issue(
+                    "missing_attributes",
+                    file_id=file_id,
+                    path=self.layout.data_path(file_id),
+                    detail="data without attr.json",
+                )
             )
         for file_id, attrs in sorted(disk.attributes.items(), key=lambda item: str(item[0])):
             if file_id in busy:
                 continue
             data = self.layout.data_path(file_id)
             if file_id not in disk.data_files:
-                issues.append(_issue("missing_data", file_id=file_id, path=self.layout.attr_path(file_id),
-                                     detail="attr.json without its .bin"))
+                issues.append(
+                    _issue(
+                        "missing_data",
+                        file_id=file_id,
+                        path=self.layout.attr_path(file_id),
+                        detail="attr.json without its .bin",
+                    )
+                )
                 continue
             size = data.stat().st_size
             if size != attrs.size_bytes:
-                issues.append(_issue("size_mismatch", file_id=file_id, path=data,
-                                     detail=f"attr.json says {attrs.size_bytes} bytes, the file has {size}"))
+                issues.append(
+                    _issue(
+                        "size_mismatch",
+                        file_id=file_id,
+                        path=data,
+                        detail=f"attr.json says {attrs.size_bytes} bytes, the file has {size}",
+                    )
+                )
             elif verify and _sha256_of(data) != attrs.sha256:
-                issues.append(_issue("checksum_mismatch", file_id=file_id, path=data,
-                                     detail="the bytes no longer match the recorded sha256"))
+                issues.append(
+                    _issue(
+                        "checksum_mismatch",
+                        file_id=file_id,
+                        path=data,
+                        detail="the bytes no longer match the recorded sha256",
+                    )
+                )
         return issues
 
     def _quarantine(self, issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
         target = self.layout.quarantine / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         moved = []
         for issue in issues:
-            if issue["kind"] not in {"stray_file", "invalid_attributes", "missing_attributes", "missing_data"}:
+            if issue["kind"] not in {
+                "stray_file",
+                "invalid_attributes",
+                "missing_attributes",
+                "missing_data",
+            }:
                 continue  # damaged bytes stay where they are, reported, for a restore from backup
             source = Path(issue["path"])
             destination = target / source.relative_to(self.layout.files)
@@ -139,9 +172,13 @@ class Reconciler:
                     continue
                 row = indexed.get(file_id)
                 if row is None:
-                    issues.append(_issue("index_missing", file_id=file_id, detail="on disk, not in the index"))
+                    issues.append(
+                        _issue("index_missing", file_id=file_id, detail="on disk, not in the index")
+                    )
                 elif row != attrs.model_dump(mode="json"):
-                    issues.append(_issue("index_stale", file_id=file_id, detail="index differs from attr.json"))
+                    issues.append(
+                        _issue("index_stale", file_id=file_id, detail="index differs from attr.json")
+                    )
             orphans = [fid for fid in indexed if fid not in servable and fid not in busy]
             issues += [_issue("index_orphan", file_id=f, detail="in the index, not on disk") for f in orphans]
             if rebuild:

@@ -116,7 +116,9 @@ def parse_user_attributes(raw: str | None) -> UserAttributes:
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"X-Artstore-Attributes is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        raise BadRequest(
+            f"X-Artstore-Attributes is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
     try:
         return UserAttributes.model_validate(document)
     except ValidationError as exc:

@@ -140,7 +140,8 @@ class WriteAheadLog:
             self._flushing = False
 
     def _write_batch(self, records: list[WalRecord]) -> tuple[int, bool]:
-        assert self._current is not None and self._fd is not None, "start_fresh() first"
+        assert self._current is not None, "start_fresh() first"
+        assert self._fd is not None
         data = b"".join(record.encode() for record in records)
         os.write(self._fd, data)
         os.fsync(self._fd)
