@@ -1,0 +1,150 @@
+import re
+import uuid
+
+import httpx
+
+from tests.support.files import attr_json, files_on_disk, put, shard
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_expose_requests_latency_bytes_capacity_and_recoveries(make_se, client_for):
+    se = make_se("rw")
+    client = client_for(se)
+    file_id = put(client, b"m" * 5000).json()["file_id"]
+    client.get(f"/files/{file_id}")
+    client.get("/info")
+    text = httpx.get(se.url + "/metrics").text
+    assert (
+        _metric(
+            text, "artstore_http_requests_total", route="/api/v1/files/{file_id}", method="PUT", status="201"
+        )
+        == 1
+    )
+    assert _metric(text, "artstore_http_request_duration_seconds_count", route="/api/v1/files/{file_id}") == 2
+    assert _metric(text, "artstore_http_request_bytes_total") >= 5000
+    assert _metric(text, "artstore_http_response_bytes_total") >= 5000
+    assert _metric(text, "artstore_storage_upload_bytes_total") == 5000
+    assert _metric(text, "artstore_storage_download_bytes_total") == 5000
+    assert _metric(text, "artstore_storage_capacity_bytes", kind="used") == 5000
+    assert _metric(text, "artstore_storage_wal_recoveries_total") == 1
+    se.kill()
+    se.start()
+    assert (
+        _metric(httpx.get(se.url + "/metrics").text, "artstore_storage_wal_recoveries_total") == 1
+    )  # per process
+
+
+def test_request_id_is_echoed_or_generated(shared_se, client_for):
+    client = client_for(shared_se)
+    assert (
+        client.get("/info", headers={"X-Request-ID": "trace-me-42"}).headers["x-request-id"] == "trace-me-42"
+    )
+    generated = client.get("/info").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+def test_health_live_and_ready(shared_se):
+    assert httpx.get(shared_se.url + "/health/live").json() == {"status": "alive"}
+    ready = httpx.get(shared_se.url + "/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["postgresql"]["ok"] is True
+    assert ready.json()["checks"]["redis"]["ok"] is True
+
+
+def test_patch_changes_attr_json_and_index_and_delete_removes_everything(make_se, client_for):
+    se = make_se("edit")
+    client = client_for(se)
+    file_id = put(client, b"editable", attributes={"tags": ["draft"], "description": "v1"}).json()["file_id"]
+    patched = client.patch(f"/files/{file_id}/attributes", json={"tags": ["final"], "metadata": {"rev": 2}})
+    assert patched.status_code == 200
+    on_disk = attr_json(se.data_dir, file_id)
+    assert on_disk["tags"] == ["final"]
+    assert on_disk["metadata"] == {"rev": 2}
+    assert on_disk["description"] == "v1"
+    assert on_disk["updated_at"] > on_disk["created_at"]
+    listed = client.get("/files").json()["items"]
+    assert listed == [on_disk]
+
+    assert client.delete(f"/files/{file_id}").status_code == 200
+    assert files_on_disk(se.data_dir) == []
+    assert client.get(f"/files/{file_id}").status_code == 404
+    assert client.delete(f"/files/{file_id}").status_code == 404
+    assert client.get("/files").json()["items"] == []
+    assert client.get("/info").json()["capacity"]["used"] == 0
+
+
+def test_listing_pages_with_an_opaque_cursor(make_se, client_for):
+    se = make_se("rw")
+    client = client_for(se)
+    ids = {put(client, f"{i}".encode()).json()["file_id"] for i in range(7)}
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/files", params=params).json()
+        seen += [item["file_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == 7
+    assert client.get("/files", params={"cursor": "!!!"}).status_code == 400
+    assert client.get("/files", params={"limit": 0}).status_code == 422
+
+
+def test_compensate_removes_what_a_saga_stored_and_is_idempotent(make_se, client_for):
+    se = make_se("rw")  # compensation undoes an unfinished upload even where users cannot delete
+    client = client_for(se)
+    saga = f"saga-{uuid.uuid4().hex}"
+    mine = put(client, b"saga bytes", headers={"X-Saga-Id": saga}).json()
+    other = put(client, b"someone else's", headers={"X-Saga-Id": "other-saga"}).json()
+    assert mine["saga_id"] == saga
+
+    first = client.post(f"/transactions/{saga}/compensate")
+    assert first.status_code == 200
+    assert first.json()["removed_files"] == [mine["file_id"]]
+    assert client.get(f"/files/{mine['file_id']}").status_code == 404
+    assert not (shard(se.data_dir, mine["file_id"]) / f"{mine['file_id']}.bin").exists()
+    assert client.get(f"/files/{other['file_id']}").status_code == 200
+
+    again = client.post(f"/transactions/{saga}/compensate")
+    assert again.status_code == 200
+    assert again.json()["removed_files"] == []
+    late = put(client, b"late retry of the same saga", headers={"X-Saga-Id": saga})
+    assert late.status_code == 409  # a compensated saga cannot store anything afterwards
+
+
+def test_wal_is_compacted_and_does_not_grow_without_bound(make_se, client_for):
+    se = make_se("edit", wal_segment_bytes=4096)
+    client = client_for(se)
+    for i in range(150):
+        file_id = put(client, f"{i}".encode()).json()["file_id"]
+        if i % 3 == 0:
+            client.patch(f"/files/{file_id}/attributes", json={"description": "x"})
+        if i % 5 == 0:
+            client.delete(f"/files/{file_id}")
+    segments = list((se.data_dir / "wal").iterdir())
+    assert 1 <= len(segments) <= 2, [s.name for s in segments]
+    assert sum(s.stat().st_size for s in segments) < 2 * 4096 + 1024
+
+
+def test_logs_are_json_lines_carrying_the_request_id(make_se, client_for):
+    import json
+
+    se = make_se("rw")
+    client_for(se).get("/info", headers={"X-Request-ID": "log-me-7"})
+    se.stop()
+    lines = [json.loads(line) for line in se.log_path.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("request_id") == "log-me-7"]
+    assert access, "no log line carries the request id"
+    assert access[0]["service"] == "storage-element"
+    assert access[0]["status"] == 200
+    assert all("level" in line and "message" in line for line in lines)
