@@ -140,11 +140,14 @@ def test_logs_are_json_lines_carrying_the_request_id(make_se, client_for):
     import json
 
     se = make_se("rw")
-    client_for(se).get("/info", headers={"X-Request-ID": "log-me-7"})
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    client_for(se).get("/info", headers={"X-Request-ID": "log-me-7", "traceparent": traceparent})
     se.stop()
     lines = [json.loads(line) for line in se.log_path.read_text().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("request_id") == "log-me-7"]
     assert access, "no log line carries the request id"
     assert access[0]["service"] == "storage-element"
     assert access[0]["status"] == 200
+    assert access[0]["trace_id"] == trace_id  # W3C trace context is picked up from the request
     assert all("level" in line and "message" in line for line in lines)

@@ -29,6 +29,9 @@ class StorageSettings(ServiceSettings):
     jwt_audience: str = "storage"
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     wal_segment_bytes: int = Field(default=4 << 20, ge=4096)
+    io_threads: int = Field(
+        default=32, ge=2, le=512, description="worker threads for disk I/O (fsyncs batch better with more)"
+    )
     write_chunk_bytes: int = Field(default=1 << 20, ge=4096)
     read_chunk_bytes: int = Field(default=1 << 20, ge=4096)
     database_schema: str | None = Field(
