@@ -185,7 +185,7 @@ class FileService:
             await self.wal.commit(txid)
             return attrs
         except BaseException:
-            staged.discard()
+            await staged.discard()
             await self._roll_back(record, undo_disk=placed, unindex=indexed)
             OPERATIONS.labels(self.element_id, "create", "rolled_back").inc()
             raise

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path
 
 
 class StagedFile:
-    """Buffers up to `chunk_bytes` and writes + hashes each buffer in a worker thread.
+    """Collects up to `chunk_bytes`, then writes and hashes them in a worker thread.
 
-    Memory is bounded by one buffer whatever the size of the upload; hashlib releases the GIL on large
-    buffers, so hashing does not stall the event loop either.
+    While one buffer is written the next one fills, so receiving never waits for the disk unless the disk
+    is slower than the network. At most two buffers exist at a time, whatever the size of the upload, and
+    hashlib releases the GIL on large inputs, so hashing does not stall the event loop either.
     """
 
     def __init__(self, path: Path, chunk_bytes: int) -> None:
@@ -20,25 +22,33 @@ class StagedFile:
         self.chunk_bytes = chunk_bytes
         self.size = 0
         self._hash = hashlib.sha256()
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._in_flight: asyncio.Future[None] | None = None
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
     async def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
         self.size += len(chunk)
-        if len(self._buffer) >= self.chunk_bytes:
-            data, self._buffer = bytes(self._buffer), bytearray()
-            await asyncio.to_thread(self._write, data)
+        if self._buffered >= self.chunk_bytes:
+            await self._hand_over()
 
-    def _write(self, data: bytes) -> None:
-        self._hash.update(data)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+    async def _hand_over(self) -> None:
+        if self._in_flight is not None:
+            await self._in_flight  # keeps the order of writes and bounds memory to two buffers
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, chunks)
 
-    def _finish(self, data: bytes) -> None:
-        self._write(data)
+    def _write(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._hash.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+    def _finish(self, chunks: list[bytes]) -> None:
+        self._write(chunks)
         # The data must be on disk before the rename that makes it visible, or a crash could leave a
         # named file whose blocks were never written.
         os.fsync(self._fd)
@@ -47,11 +57,18 @@ class StagedFile:
 
     async def finish(self) -> str:
         """Write what is buffered, fsync, and return the SHA-256 of everything written."""
-        data, self._buffer = bytes(self._buffer), bytearray()
-        await asyncio.to_thread(self._finish, data)
+        if self._in_flight is not None:
+            await self._in_flight
+            self._in_flight = None
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        await asyncio.to_thread(self._finish, chunks)
         return self._hash.hexdigest()
 
-    def discard(self) -> None:
+    async def discard(self) -> None:
+        if self._in_flight is not None:
+            with contextlib.suppress(Exception):
+                await self._in_flight  # never close the file under a running write
+            self._in_flight = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
