@@ -57,7 +57,14 @@ class EmbeddedRedis:
             "--appendonly", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Its own session and no inherited stdout: an orphaned server must never hold a reader's pipe open.
+        self._proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _wait_for_port(self.port, 15, "redis-server", self._proc)
         return self
 

@@ -1,0 +1,1 @@
+"""`artstore dev up`: the whole cluster on one machine, as processes under one supervisor."""

@@ -1,0 +1,47 @@
+"""Processes a previous `dev up` on the same data directory left behind when it was killed (kill -9).
+
+Only a clean shutdown stops the children; after a kill they keep running, holding ports and files. They
+are recognised by what ties them to this data directory, never by name alone: a storage element by its
+ARTSTORE_SE_DATA_DIR, the embedded Redis by its working directory. (The embedded PostgreSQL is found by
+its postmaster.pid; see infra.)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psutil
+
+_log = logging.getLogger("artstore.dev")
+
+
+def _leftover_of(process: psutil.Process, root: Path, redis_dir: Path) -> str | None:
+    """What the process is, if it belongs to this data directory; None otherwise."""
+    try:
+        data_dir = process.environ().get("ARTSTORE_SE_DATA_DIR")
+        if data_dir is not None:
+            path = Path(data_dir).resolve()
+            return f"storage element {path.name}" if path.is_relative_to(root) else None
+        if "redis-server" in process.name() and Path(process.cwd()).resolve() == redis_dir:
+            return "embedded Redis"
+    except (psutil.Error, OSError):
+        pass  # gone meanwhile, or not ours to inspect
+    return None
+
+
+def stop_leftovers(root: Path, redis_dir: Path, timeout: float = 20.0) -> list[int]:
+    """Call only while holding the data-directory lock, i.e. when no live `dev up` owns these processes."""
+    root, redis_dir = root.resolve(), redis_dir.resolve()
+    leftovers = []
+    for process in psutil.process_iter():
+        what = _leftover_of(process, root, redis_dir)
+        if what is not None:
+            _log.warning("stopping the %s (pid %d) an earlier dev up left running", what, process.pid)
+            process.terminate()
+            leftovers.append(process)
+    _, alive = psutil.wait_procs(leftovers, timeout=timeout)
+    for process in alive:
+        process.kill()
+    psutil.wait_procs(alive, timeout=5)
+    return [process.pid for process in leftovers]

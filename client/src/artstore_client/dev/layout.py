@@ -1,0 +1,71 @@
+"""Where a dev cluster keeps its state, all under one data directory, and which ports it uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Offsets from the base port, as DESIGN section 10 fixes them (admin at N, SEs at N+10..).
+ADMIN_OFFSET = 0
+STORAGE_ELEMENTS = (("se-edit", "edit", 10), ("se-rw", "rw", 11))
+INGESTER_OFFSET = 20
+QUERY_OFFSET = 30
+
+
+@dataclass(frozen=True)
+class StorageElementSpec:
+    element_id: str
+    mode: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class DevLayout:
+    root: Path
+    base_port: int
+
+    @property
+    def postgres(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def redis(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def admin_standin(self) -> Path:
+        return self.root / "admin-standin"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "dev-up.lock"
+
+    @property
+    def admin_port(self) -> int:
+        return self.base_port + ADMIN_OFFSET
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def storage_elements(self) -> list[StorageElementSpec]:
+        return [StorageElementSpec(i, mode, self.base_port + offset) for i, mode, offset in STORAGE_ELEMENTS]
+
+    def element_dir(self, element_id: str) -> Path:
+        return self.root / element_id
+
+    def ports(self) -> list[int]:
+        return [self.admin_port, *(se.port for se in self.storage_elements)]
+
+    def create(self) -> None:
+        for directory in (self.root, self.logs, self.admin_standin):
+            directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,32 @@
+"""Settings of the command line, read from ARTSTORE_* variables (the only place that reads them)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClientSettings(BaseSettings):
+    """Where the cluster is and who the client is; each unset value comes from the credentials file."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_", extra="ignore")
+
+    admin_url: str | None = None
+    ingester_url: str | None = None
+    query_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+
+class DevSettings(BaseSettings):
+    """What `artstore dev up` takes from the environment: existing servers instead of embedded ones."""
+
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_", extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL to use (postgresql://...); embedded PostgreSQL when unset"
+    )
+    redis_url: SecretStr | None = Field(default=None, description="Redis to use; embedded Redis when unset")
+    redis_namespace: str = Field(
+        default="artstore", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="prefix of every Redis key"
+    )

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import uuid
+
+import httpx
+import jwt
+import psutil
+import pytest
+
+from artstore_common.embedded import EmbeddedPostgres
+from tests.e2e._devup import ARTSTORE, DevUp, port_is_open, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ready_line_describes_the_cluster(cluster: DevUp) -> None:
+    ready = cluster.ready
+    assert ready["admin_url"] == f"http://127.0.0.1:{cluster.base_port}"
+    assert ready["ingester_url"] is None
+    assert ready["query_url"] is None
+    assert ready["storage_elements"] == [
+        {"id": "se-edit", "url": f"http://127.0.0.1:{cluster.base_port + 10}", "mode": "edit"},
+        {"id": "se-rw", "url": f"http://127.0.0.1:{cluster.base_port + 11}", "mode": "rw"},
+    ]
+    assert ready["client_id"]
+    assert ready["client_secret"]
+    assert ready["data_dir"] == str(cluster.data_dir.resolve())
+
+
+def test_elements_answer_info_in_their_modes(cluster: DevUp) -> None:
+    token = cluster.token()
+    for element in cluster.ready["storage_elements"]:
+        with cluster.client(element["url"], token) as client:
+            info = client.get("/info")
+        assert info.status_code == 200, info.text
+        assert info.json()["id"] == element["id"]
+        assert info.json()["mode"] == element["mode"]
+    with cluster.client(cluster.element_url("se-rw"), token) as client:
+        assert "delete" not in client.get("/info").json()["allowed_operations"]
+
+
+def test_secrets_are_private_files(cluster: DevUp) -> None:
+    credentials = cluster.data_dir / "credentials.json"
+    assert json.loads(credentials.read_text())["client_secret"] == cluster.ready["client_secret"]
+    for secret in (credentials, *(cluster.data_dir / "admin-standin").iterdir()):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+
+
+def test_token_endpoint_speaks_oauth_client_credentials(cluster: DevUp) -> None:
+    url = cluster.ready["admin_url"] + "/api/v1/auth/token"
+    client_id, secret = cluster.ready["client_id"], cluster.ready["client_secret"]
+    basic = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    fields = httpx.post(
+        url, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
+    as_json = httpx.post(url, json={"client_id": client_id, "client_secret": secret})
+    for response in (basic, fields, as_json):
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert response.json()["token_type"] == "Bearer"
+        assert response.json()["expires_in"] == 1800
+
+    token = basic.json()["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "RS256"
+    assert header["typ"] == "at+jwt"
+    jwks = httpx.get(cluster.ready["admin_url"] + "/.well-known/jwks.json").json()
+    [jwk] = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+    assert "d" not in jwk  # only public members are published
+    claims = jwt.decode(
+        token, jwt.PyJWK(jwk).key, algorithms=["RS256"], audience="storage", issuer="artstore-admin"
+    )
+    assert claims["client_id"] == client_id
+    assert claims["role"] == "ADMIN"
+    assert claims["aud"] == ["admin", "ingester", "query", "storage"]
+    assert set(claims["permissions"]) == {
+        "files:read", "files:write", "files:delete", "storage:read", "storage:write",
+        "accounts:read", "accounts:write", "audit:read", "internal",
+    }  # fmt: skip
+    assert claims["scope"].split() == claims["permissions"]
+    assert claims["exp"] - claims["iat"] == 1800
+    assert {"sub", "nbf", "jti"} <= claims.keys()
+
+
+def test_token_endpoint_refuses_bad_requests_the_oauth_way(cluster: DevUp) -> None:
+    url = cluster.ready["admin_url"] + "/api/v1/auth/token"
+    client_id = cluster.ready["client_id"]
+    wrong = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(client_id, "not-the-secret"))
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+    assert wrong.headers["www-authenticate"].startswith("Basic")
+    grant = httpx.post(url, data={"grant_type": "password"}, auth=(client_id, cluster.ready["client_secret"]))
+    assert grant.status_code == 400
+    assert grant.json()["error"] == "unsupported_grant_type"
+    scope = httpx.post(
+        url,
+        data={"grant_type": "client_credentials", "scope": "files:read root"},
+        auth=(client_id, cluster.ready["client_secret"]),
+    )
+    assert scope.status_code == 400
+    assert scope.json()["error"] == "invalid_scope"
+    narrowed = httpx.post(
+        url,
+        data={"grant_type": "client_credentials", "scope": "files:read"},
+        auth=(client_id, cluster.ready["client_secret"]),
+    )
+    assert narrowed.json()["scope"] == "files:read"
+    with cluster.client(cluster.element_url("se-rw"), narrowed.json()["access_token"]) as client:
+        assert client.get("/info").status_code == 403
+
+
+def test_token_command_explains_missing_credentials(tmp_path) -> None:
+    result = subprocess.run(
+        [ARTSTORE, "token", "--data-dir", str(tmp_path / "nothing-here")],
+        capture_output=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert b"artstore dev up" in result.stderr
+    assert result.stdout == b""
+
+
+def test_second_dev_up_on_the_same_data_dir_is_refused(cluster: DevUp) -> None:
+    second = DevUp(cluster.data_dir, cluster.base_port + 1000, cluster.env, name="second")
+    try:
+        with pytest.raises(RuntimeError, match="another `artstore dev up`"):
+            second.start(timeout=60)
+    finally:
+        second.cleanup()
+    with cluster.client(cluster.element_url("se-edit")) as client:
+        assert client.get("/info").status_code == 200
+
+
+def test_crashed_element_is_reported_and_restarted(cluster: DevUp) -> None:
+    victim = cluster.element_process("se-edit")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+
+    def replaced() -> bool:
+        restarted = cluster.element_process("se-edit")
+        ready = httpx.get(cluster.element_url("se-edit") + "/health/ready", timeout=2)
+        return restarted.pid != victim.pid and ready.status_code == 200
+
+    wait_until(replaced, within=60, what="se-edit restarted and ready")
+    assert "se-edit exited with status -9" in cluster.stderr_tail()
+    with cluster.client(cluster.element_url("se-edit")) as client:
+        assert client.get("/info").json()["mode"] == "edit"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# The configured-servers case exists only where servers are offered (CI sets ARTSTORE_TEST_DATABASE_URL).
+_SERVER_KINDS = [True] + ([False] if os.environ.get("ARTSTORE_TEST_DATABASE_URL") else [])
+
+
+@pytest.mark.parametrize(
+    "embedded", _SERVER_KINDS, ids=lambda e: "embedded-servers" if e else "configured-servers"
+)
+def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedded: bool) -> None:
+    first = dev_up(embedded=embedded)
+    ready = first.start()
+    assert ready["database"]["embedded"] is embedded
+    token = first.token()
+    file_id = str(uuid.uuid4())
+    with first.client(first.element_url("se-rw"), token) as client:
+        stored = client.put(
+            f"/files/{file_id}", content=b"kept across restarts", headers={"X-Artstore-Filename": "kept.txt"}
+        )
+    assert stored.status_code == 201, stored.text
+
+    processes = [psutil.Process(first.pid), *first.children()]
+    assert len([p for p in processes if "artstore_storage" in " ".join(p.cmdline())]) == 2
+    postgres = first.postgres_pid()
+    assert (postgres is not None) == embedded
+    ports = first.ports()
+
+    assert first.terminate() == 0
+    assert first.trailing_stdout == b""  # the one ready line was all it printed
+    assert not [p for p in processes if _alive(p.pid)]
+    if postgres is not None:
+        # pg_ctl returns once postmaster.pid is gone, a moment before the postmaster itself exits.
+        wait_until(lambda: not _alive(postgres), within=10, what="the embedded PostgreSQL exits")
+    assert not [port for port in ports if port_is_open(port)]
+
+    second = DevUp(first.data_dir, first.base_port, first.env, name="restarted")
+    try:
+        again = second.start()
+        assert again["client_id"] == ready["client_id"]
+        assert again["client_secret"] == ready["client_secret"]
+        # The signing key survived too, so a token from before the restart is still good.
+        with second.client(second.element_url("se-rw"), token) as client:
+            download = client.get(f"/files/{file_id}")
+            listed = client.get("/files").json()["items"]
+        assert download.status_code == 200
+        assert download.content == b"kept across restarts"
+        assert [item["file_id"] for item in listed] == [file_id]
+    finally:
+        second.cleanup()
+
+
+def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> None:
+    first = dev_up(embedded=True)
+    first.start()
+    orphans = first.children()  # the storage elements and the embedded Redis
+    assert len(orphans) == 3
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    second = DevUp(first.data_dir, first.base_port, first.env, name="after-kill")
+    try:
+        assert all(_alive(p.pid) for p in orphans)  # nobody stopped them: that is what a kill -9 leaves
+        second.start()
+        assert not [p for p in orphans if _alive(p.pid)]
+        assert "an earlier dev up left running" in second.stderr_tail()
+        with second.client(second.element_url("se-rw")) as client:
+            assert client.get("/info").status_code == 200
+    finally:
+        second.cleanup()
+        for orphan in orphans:
+            if _alive(orphan.pid):
+                orphan.kill()
+        if second.postgres_pid() is not None:
+            EmbeddedPostgres(first.data_dir / "postgres").stop()

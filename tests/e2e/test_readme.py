@@ -1,0 +1,151 @@
+"""The README's curl examples, run for real against a fresh cluster so that they cannot drift."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.e2e._devup import DevUp
+
+pytestmark = pytest.mark.e2e
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SECTION = re.compile(r"<!-- e2e-curl-examples:begin -->(.*?)<!-- e2e-curl-examples:end -->", re.S)
+_BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
+HELLO = b"Hello, ArtStore!\n"
+
+
+def readme_script() -> str:
+    section = _SECTION.search(README.read_text())
+    assert section is not None, "README.md lost its e2e-curl-examples markers"
+    blocks = _BASH_BLOCK.findall(section.group(1))
+    assert blocks, "no ```bash blocks between the README's markers"
+    return "\n".join(blocks)
+
+
+def _json_lines(output: str) -> list[dict]:
+    documents = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            documents.append(json.loads(line))
+    return documents
+
+
+def test_readme_examples_cover_the_element_api() -> None:
+    script = readme_script()
+    for needle in (
+        "artstore token",
+        "/api/v1/auth/token",
+        "-X PUT",
+        "X-Artstore-Filename",
+        "X-Artstore-Attributes",
+        "X-Checksum-SHA256",
+        "Range: bytes=",
+        "-I ",
+        "If-None-Match",
+        "/attributes",
+        "-X PATCH",
+        "-X DELETE",
+        "/api/v1/files?",
+        "/api/v1/info",
+        "/api/v1/mode",
+        "/api/v1/maintenance/reconcile",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+    ):
+        assert needle in script, needle
+
+
+def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
+    env = {
+        **cluster.env,
+        "ARTSTORE_ADMIN_URL": cluster.ready["admin_url"],
+        "ARTSTORE_URL_SE_EDIT": cluster.element_url("se-edit"),
+        "ARTSTORE_URL_SE_RW": cluster.element_url("se-rw"),
+        "ARTSTORE_DATA_DIR": str(cluster.data_dir),
+        "ARTSTORE_CLIENT_ID": cluster.ready["client_id"],
+        "ARTSTORE_CLIENT_SECRET": cluster.ready["client_secret"],
+    }
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_script()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout
+    assert result.returncode == 0, f"stdout:\n{output}\nstderr:\n{result.stderr}"
+    sha = hashlib.sha256(HELLO).hexdigest()
+    documents = _json_lines(output)
+
+    token_reply, jwks = documents[0], documents[1]
+    assert token_reply["token_type"] == "Bearer"
+    assert jwks["keys"][0]["alg"] == "RS256"
+
+    uploaded = documents[2]
+    assert uploaded["sha256"] == sha
+    assert uploaded["original_filename"] == "hello.txt"
+    assert uploaded["tags"] == ["demo"]
+    assert uploaded["metadata"] == {"author": "Ada"}
+    assert uploaded["storage_element_id"] == "se-rw"
+    file_id = uploaded["file_id"]
+
+    assert HELLO.decode() in output
+    assert "Hello (HTTP 206)" in output
+    head = output.lower()
+    assert f'etag: "{sha}"' in head
+    assert "accept-ranges: bytes" in head
+    assert "If-None-Match: HTTP 304" in output
+
+    attributes, patched, listing = documents[3], documents[4], documents[5]
+    assert attributes["description"] == "a greeting"
+    assert patched["tags"] == ["demo", "patched"]
+    assert patched["metadata"] == {"author": "Ada", "reviewed": True}
+    assert patched["description"] == "a greeting"
+    assert [item["file_id"] for item in listing["items"]] == [file_id]
+
+    refused_delete, deleted = documents[6], documents[7]
+    assert refused_delete["status"] == 409
+    assert refused_delete["code"] == "MODE_NOT_ALLOWED"
+    assert deleted["deleted"] is True
+    assert "after delete: HTTP 404" in output
+
+    info, reconcile, live, ready = documents[8], documents[9], documents[10], documents[11]
+    assert info["id"] == "se-rw"
+    assert info["mode"] == "rw"
+    assert info["file_count"] == 1
+    assert reconcile["consistent"] is True
+    assert live["status"] == "alive"
+    assert ready["status"] == "ready"
+    assert re.search(r'^artstore_storage_files\{element="se-rw"\} 1\.0$', output, re.M)
+
+    refused_mode, sealed = documents[12], documents[13]
+    assert refused_mode["code"] == "INVALID_TRANSITION"
+    assert sealed == {"id": "se-rw", "previous_mode": "rw", "mode": "ro"}
+    assert len(documents) == 14
+
+    # What the README says about Redis: the heartbeat key holds the element's /info document.
+    heartbeat = asyncio.run(_heartbeat(cluster))
+    assert heartbeat["id"] == "se-rw"
+    assert heartbeat["mode"] == "ro"
+
+
+async def _heartbeat(cluster: DevUp) -> dict:
+    redis_url = cluster.env.get("ARTSTORE_REDIS_URL") or cluster.ready["redis"]["url"]
+    namespace = cluster.ready["redis"]["namespace"]
+    client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+    try:
+        stored = await client.get(f"{namespace}:storage-element:se-rw")
+    finally:
+        await client.aclose()
+    assert stored is not None
+    return json.loads(stored)
