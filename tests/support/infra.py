@@ -6,7 +6,10 @@ Each run gets its own database and its own Redis key namespace, so runs never co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,9 +54,14 @@ async def _drop_database(server_url: str, name: str) -> None:
 def test_infra(workdir: Path) -> Iterator[Infra]:
     run = uuid.uuid4().hex[:10]
     embedded: list[Any] = []
+    embedded_dirs: list[Path] = []
     server_url = os.environ.get("ARTSTORE_TEST_DATABASE_URL")
     if not server_url:
-        pg = EmbeddedPostgres(workdir / "pg").start()
+        # Not under pytest's tmp tree: each new pytest session resets that tree to mode 0700, which would
+        # lock the embedded server's own (non-root) account out of its files.
+        pg_dir = Path(tempfile.mkdtemp(prefix="artstore-test-pg-"))
+        embedded_dirs.append(pg_dir)
+        pg = EmbeddedPostgres(pg_dir / "data").start()
         embedded.append(pg)
         server_url = pg.url
     redis_url = os.environ.get("ARTSTORE_TEST_REDIS_URL")
@@ -62,13 +70,18 @@ def test_infra(workdir: Path) -> Iterator[Infra]:
         embedded.append(redis)
         redis_url = redis.url
     database = f"artstore_test_{run}"
-    asyncio.run(_create_database(server_url, database))
     try:
-        yield Infra(_admin_dsn(server_url, database), redis_url, f"artstore-test-{run}")
+        asyncio.run(_create_database(server_url, database))
+        try:
+            yield Infra(_admin_dsn(server_url, database), redis_url, f"artstore-test-{run}")
+        finally:
+            asyncio.run(_drop_database(server_url, database))
     finally:
-        asyncio.run(_drop_database(server_url, database))
         for server in reversed(embedded):
-            server.stop()
+            with contextlib.suppress(Exception):
+                server.stop()
+        for directory in embedded_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -1,8 +1,8 @@
 """The write-ahead log: JSON lines in numbered segments, fsynced before a caller may proceed.
 
 Concurrent appends are batched into one write and one fsync (group commit), so the cost of durability is
-shared by every transaction waiting at the same moment. A segment is deleted once every transaction that
-began in it has ended and a newer segment exists, so the log does not grow without bound.
+shared by every transaction waiting at the same moment. The oldest segments are deleted once every
+transaction that began in them has ended, so the log does not grow without bound.
 """
 
 from __future__ import annotations
@@ -162,11 +162,18 @@ class WriteAheadLog:
                     self._segments[began_in].open_transactions.discard(record.tx)
 
     def _delete_retired(self) -> None:
+        # Only a prefix of the log may go. A later segment can hold the commit or abort of a transaction
+        # that began in an earlier segment still kept for another open transaction; dropping that end
+        # record would make recovery roll back an acknowledged write. Each unlink is made durable before
+        # the next for the same reason.
         current = self._current.number if self._current else -1
-        for number, segment in list(self._segments.items()):
-            if number != current and not segment.open_transactions:
-                segment.path.unlink(missing_ok=True)
-                del self._segments[number]
+        for number in sorted(self._segments):
+            segment = self._segments[number]
+            if number == current or segment.open_transactions:
+                break
+            segment.path.unlink(missing_ok=True)
+            fsync_dir(self.directory)
+            del self._segments[number]
 
     def _open_segment(self, number: int) -> None:
         path = self.directory / f"{number:016d}{_SEGMENT_SUFFIX}"
