@@ -1,0 +1,132 @@
+"""python -m bench [--quick]: run the storage element benchmark and write bench/results/*.json."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # `tests.support` starts the element exactly as the tests do
+
+from bench import storage  # noqa: E402
+from bench.cluster import storage_element_under_test  # noqa: E402
+from bench.cpu import CpuLedger  # noqa: E402
+from bench.profile import FULL, QUICK  # noqa: E402
+from bench.report import Metric, machine_info, table, write_results  # noqa: E402
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a reduced run (64 MiB stream, 300 small files)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="parent of the scratch directory holding the element's data and the baselines' files "
+        "(default: the system temp dir); both always share it, so they measure the same disk",
+    )
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory for inspection")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+# pgserver asks platformdirs for a runtime dir it does not need; the tests silence the same warning.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
+    latency = small.details["latency_ms"]
+    bare = small.details["bare_client"]
+    protocol = small.details["baseline_write_protocol"]
+    cpu = small.details["cpu_ms_per_upload"]
+    bare_download = download.details["bare_socket_client"]
+    evicted = download.details["evicted"]
+    return [
+        f"small uploads (httpx): p50 {latency['p50']} ms, p99 {latency['p99']} ms; CPU per upload: client "
+        f"{cpu['client']} ms, element {cpu['element']} ms, PostgreSQL+Redis {cpu['postgres_redis']} ms",
+        f"small uploads (bare client): {bare['value']:.0f} files/s, p50 {bare['latency_ms']['p50']} ms; "
+        f"raw loop through the write protocol: {protocol['value']:.0f} files/s",
+        f"download (bare client): {bare_download['value']:.0f} MiB/s; evicted from the page cache: plain read "
+        f"{evicted['httpx']['plain_read']:.0f} MiB/s, SE {evicted['httpx']['value']:.0f} MiB/s (httpx), "
+        f"{evicted['bare_socket']['value']:.0f} MiB/s (bare client)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    profile = QUICK if args.quick else FULL
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-", dir=args.workdir))
+    raw_dir = scratch / "raw"
+    raw_dir.mkdir()
+    _log(f"storage element benchmark ({profile.name}) in {scratch}")
+    try:
+        with storage_element_under_test(scratch) as target:
+            _log(f"element up at {target.element.url} (PostgreSQL {target.postgres}, Redis {target.redis})")
+            ledger = CpuLedger(target.element.pid, target.database)
+            _log(f"upload of one {profile.large_label} stream")
+            upload, file_id = storage.large_upload(target, profile, raw_dir, ledger, _log)
+            _log(f"download of the same {profile.large_label} file")
+            download = storage.large_download(target, profile, file_id, ledger, _log)
+            _log(f"{profile.small_count} uploads of {profile.small_bytes} bytes")
+            small = storage.small_uploads(target, profile, raw_dir, ledger, _log)
+            setup: dict[str, Any] = {
+                "element": "python -m artstore_storage (real process, mode rw)",
+                "postgres": target.postgres,
+                "redis": target.redis,
+                "note": "client, element, PostgreSQL and Redis share this machine's cores; the element's data "
+                "and the baselines' files share the scratch directory, PostgreSQL's data lives where "
+                "tests.support puts it",
+            }
+            neighbours = ledger.summary()
+    finally:
+        if args.keep:
+            _log(f"scratch directory kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    metrics = [upload, small, download]
+    document = {
+        "benchmark": "storage-element",
+        "profile": profile.name,
+        "started_at": started.isoformat(),
+        "duration_seconds": round(time.perf_counter() - clock, 1),
+        "machine": machine_info(scratch.parent),
+        "setup": setup,
+        "other_work_on_the_machine": neighbours,
+        "metrics": [m.as_dict() for m in metrics],
+        "all_targets_met": all(m.met for m in metrics),
+    }
+    stamped, _ = write_results(document, args.results, started)
+    _log("")
+    _log(table(metrics))
+    for line in _diagnostics(upload, small, download):
+        _log(line)
+    _log(f"results: {stamped} (and latest-storage.json)")
+    if neighbours["disturbed"]:
+        _log(
+            f"warning: up to {neighbours['worst_rest_of_machine_fraction']:.0%} of the machine ran other work "
+            "during a phase; compare ratios, not absolute numbers, or rerun on a quiet machine"
+        )
+    missed = [m.title for m in metrics if not m.met]
+    if missed:
+        _log("targets missed: " + "; ".join(missed))
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
