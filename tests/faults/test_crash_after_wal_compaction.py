@@ -36,6 +36,10 @@ ORIGINALS = 42  # patched or deleted, a third in each wave
 QUICK_UPLOADS = 25  # per wave
 
 
+def _in_wal(se: StorageElement, file_id: str) -> bool:
+    return any(file_id.encode() in segment.read_bytes() for segment in (se.data_dir / "wal").iterdir())
+
+
 @dataclass
 class Outcome:
     uploaded: dict[str, Stored] = field(default_factory=dict)
@@ -118,10 +122,10 @@ async def scenario(se: StorageElement, token: str) -> Outcome:
             file_id = str(uuid.uuid4())
             outcome.stalled[file_id] = ""
             stalled.append(asyncio.create_task(stalled_upload(file_id)))
-            # Between waves only the stalled uploads stage files: one per stall, right after its WAL intent.
+            # The stalled upload has begun once its intent is in the WAL.
             await asyncio.to_thread(
                 eventually,
-                lambda: len(list((se.data_dir / "tmp").iterdir())) >= len(stalled),
+                lambda fid=file_id: _in_wal(se, fid),
                 within=30,
                 what="the stalled upload begins",
             )

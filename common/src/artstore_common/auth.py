@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from artstore_common.errors import InsufficientScope, InvalidToken, MissingToken
 
 _log = logging.getLogger("artstore.auth")
 _ACCEPTED_TYPES = {"at+jwt", "application/at+jwt"}
+_VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class JwksVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
+        # Tokens already verified, until they expire: a client sends the same token for many requests,
+        # and a full RS256 check per request is most of the cost of a small one.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @property
     def loaded(self) -> bool:
@@ -82,6 +87,7 @@ class JwksVerifier:
                 _log.warning("ignoring unusable key %s: %s", jwk.get("kid"), exc)
         self._keys = keys
         self._fetched_at = time.monotonic()
+        self.forget_keys_not_in_jwks()
 
     async def _key_for(self, kid: str) -> Any:
         key = self._keys.get(kid)
@@ -98,6 +104,29 @@ class JwksVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        principal = await self._verify(token)
+        self._remember(token, principal)
+        return principal
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        expires = float(principal.claims["exp"])
+        kid = jwt.get_unverified_header(token)["kid"]
+        if kid not in self._keys:
+            return
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+
+    def forget_keys_not_in_jwks(self) -> None:
+        """Drop cached verdicts for tokens whose key is no longer published."""
+        for token in list(self._verified):
+            if jwt.get_unverified_header(token).get("kid") not in self._keys:
+                del self._verified[token]
+
+    async def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _request_id: ContextVar[str | None] = ContextVar("artstore_request_id", default=None)
+_trace_id: ContextVar[str | None] = ContextVar("artstore_trace_id", default=None)
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -20,13 +21,17 @@ def bind_request_id(request_id: str | None) -> object:
     return _request_id.set(request_id)
 
 
+def bind_trace_id(trace_id: str | None) -> None:
+    _trace_id.set(trace_id)
+
+
 def _current_trace_id() -> str | None:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry is a dependency
-        return None
+    from opentelemetry import trace
+
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    if context.is_valid:
+        return format(context.trace_id, "032x")
+    return _trace_id.get()
 
 
 class JsonFormatter(logging.Formatter):

@@ -13,11 +13,12 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from artstore_common.logging import bind_request_id
+from artstore_common.logging import bind_request_id, bind_trace_id
 from artstore_common.metrics import HTTP_BYTES_IN, HTTP_BYTES_OUT, HTTP_LATENCY, HTTP_REQUESTS
 
 _log = logging.getLogger("artstore.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _QUIET_PATHS = {"/health/live", "/health/ready", "/metrics"}
 
 
@@ -30,9 +31,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         bind_request_id(request_id)
+        traceparent = _TRACEPARENT.match(headers.get(b"traceparent", b"").decode("latin-1"))
+        bind_trace_id(traceparent.group(1) if traceparent else None)
         started = time.perf_counter()
         status = 500
         bytes_in = bytes_out = 0

@@ -1,3 +1,5 @@
+"""Dependencies, async on purpose: FastAPI runs plain `def` ones in a worker thread, a hop per request."""
+
 from __future__ import annotations
 
 import uuid
@@ -10,20 +12,20 @@ from artstore_storage.services.reconcile import Reconciler
 from artstore_storage.storage.layout import parse_file_id
 
 
-def files(request: Request) -> FileService:
+async def files(request: Request) -> FileService:
     service: FileService = request.app.state.files
     return service
 
 
-def element(request: Request) -> ElementService:
+async def element(request: Request) -> ElementService:
     service: ElementService = request.app.state.element
     return service
 
 
-def reconciler(request: Request) -> Reconciler:
+async def reconciler(request: Request) -> Reconciler:
     service: Reconciler = request.app.state.reconciler
     return service
 
 
-def file_id(file_id: str) -> uuid.UUID:
+async def file_id(file_id: str) -> uuid.UUID:
     return parse_file_id(file_id)

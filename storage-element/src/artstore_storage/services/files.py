@@ -23,7 +23,7 @@ from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES
 from artstore_storage.repositories import index
 from artstore_storage.services._db import index_transaction
 from artstore_storage.services.announcer import Announcer
-from artstore_storage.storage._durable import ensure_dir, fsync_dir, replace_durably
+from artstore_storage.storage._durable import fsync_dir, make_dirs, replace_durably, write_file_durably
 from artstore_storage.storage.attributes import (
     AttributesPatch,
     FileAttributes,
@@ -146,8 +146,7 @@ class FileService:
                     raise PayloadTooLarge(self._too_large(grown))
                 reservation.ensure(grown)
                 await staged.write(chunk)
-            # Step 3: data fsynced, then checked against the client's checksum.
-            sha256 = await staged.finish()
+            sha256 = await staged.complete()
             if new.expected_sha256 is not None and new.expected_sha256 != sha256:
                 raise ChecksumMismatch(
                     f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
@@ -170,9 +169,9 @@ class FileService:
                 saga_id=new.saga_id,
             )
             attr_bytes = attrs.to_json_bytes()
-            # Step 4: data renamed into place, then attr.json; the directory fsync makes both durable.
+            # Steps 3 and 4 in one worker call: data durable, then both renamed into place.
             placed = True
-            await asyncio.to_thread(self._place, txid, new.file_id, staged.path, attr_bytes)
+            await self._place(txid, new.file_id, staged, attr_bytes)
             # Step 5: the index row.
             async with index_transaction(self.engine) as connection:
                 await index.upsert(connection, attrs)
@@ -190,11 +189,27 @@ class FileService:
             OPERATIONS.labels(self.element_id, "create", "rolled_back").inc()
             raise
 
-    def _place(self, txid: str, file_id: uuid.UUID, staged: Path, attr_bytes: bytes) -> None:
+    async def _place(self, txid: str, file_id: uuid.UUID, staged: StagedFile, attr_bytes: bytes) -> None:
+        attr_temp = self.layout.temp_path(txid, "attr")
+        # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them,
+        # or a crash could leave a visible file whose blocks were never written. Independent fsyncs
+        # run side by side so they share one filesystem journal commit instead of queueing for two.
+        await asyncio.gather(
+            asyncio.to_thread(staged.sync_and_close),
+            asyncio.to_thread(write_file_durably, attr_temp, attr_bytes),
+        )
+        changed = await asyncio.to_thread(self._rename_into_place, file_id, staged.path, attr_temp)
+        # A rename (or mkdir) is durable only once the directory holding the entry is fsynced.
+        await asyncio.gather(*(asyncio.to_thread(fsync_dir, directory) for directory in changed))
+
+    def _rename_into_place(self, file_id: uuid.UUID, data: Path, attr_temp: Path) -> list[Path]:
         shard = self.layout.shard(file_id)
-        ensure_dir(shard)
-        os.replace(staged, self.layout.data_path(file_id))
-        replace_durably(self.layout.temp_path(txid, "attr"), self.layout.attr_path(file_id), attr_bytes)
+        changed = make_dirs(shard)
+        # Step 4: data first, then attr.json, which makes the file visible: a reader that finds
+        # attr.json always finds the bytes.
+        os.replace(data, self.layout.data_path(file_id))
+        os.replace(attr_temp, self.layout.attr_path(file_id))
+        return [shard, *changed]
 
     def _exists(self, file_id: uuid.UUID) -> bool:
         return self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists()

@@ -29,6 +29,21 @@ def replace_durably(temp: Path, final: Path, data: bytes) -> None:
     fsync_dir(final.parent)
 
 
+def make_dirs(path: Path) -> list[Path]:
+    """Create `path` and missing parents without syncing; return the directories whose entries changed.
+
+    The caller fsyncs them (in parallel) before the operation counts as durable.
+    """
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+    return [directory.parent for directory in missing]
+
+
 def ensure_dir(path: Path) -> None:
     """Create `path` and its parents, fsyncing each new entry so the directory survives a crash."""
     missing = []

@@ -25,7 +25,11 @@ class StagedFile:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._in_flight: asyncio.Future[None] | None = None
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self._fd = -1  # opened by the first write, in a worker thread
+
+    def _open(self) -> None:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
     async def write(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -41,34 +45,37 @@ class StagedFile:
         self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, chunks)
 
     def _write(self, chunks: list[bytes]) -> None:
+        self._open()
         for chunk in chunks:
             self._hash.update(chunk)
             view = memoryview(chunk)
             while view:
                 view = view[os.write(self._fd, view) :]
 
-    def _finish(self, chunks: list[bytes]) -> None:
-        self._write(chunks)
-        # The data must be on disk before the rename that makes it visible, or a crash could leave a
-        # named file whose blocks were never written.
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-
-    async def finish(self) -> str:
-        """Write what is buffered, fsync, and return the SHA-256 of everything written."""
+    async def complete(self) -> str:
+        """Write what is buffered and return the SHA-256 of everything; the data is not yet durable."""
         if self._in_flight is not None:
             await self._in_flight
             self._in_flight = None
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        await asyncio.to_thread(self._finish, chunks)
+        await asyncio.get_running_loop().run_in_executor(None, self._write, chunks)
         return self._hash.hexdigest()
+
+    def sync_and_close(self) -> None:
+        """Blocking: fsync the data and close the file (call it from a worker thread)."""
+        self._open()
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
 
     async def discard(self) -> None:
         if self._in_flight is not None:
             with contextlib.suppress(Exception):
                 await self._in_flight  # never close the file under a running write
             self._in_flight = None
+        await asyncio.to_thread(self._close_and_remove)
+
+    def _close_and_remove(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -1,8 +1,10 @@
 """The write-ahead log: JSON lines in numbered segments, fsynced before a caller may proceed.
 
 Concurrent appends are batched into one write and one fsync (group commit), so the cost of durability is
-shared by every transaction waiting at the same moment. The oldest segments are deleted once every
-transaction that began in them has ended, so the log does not grow without bound.
+shared by every transaction waiting at the same moment. Segments are filled with zeros when created, so
+appending overwrites blocks that already exist and `fdatasync` flushes only data, without a filesystem
+journal commit for a changed file size (the way PostgreSQL prepares its WAL). The oldest segments are
+deleted once every transaction that began in them has ended, so the log does not grow without bound.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def read_unfinished(directory: Path) -> list[WalRecord]:
     begun: dict[str, WalRecord] = {}
     ended: set[str] = set()
     for segment in sorted(directory.glob(f"*{_SEGMENT_SUFFIX}")):
-        for line in segment.read_bytes().splitlines():
+        for line in segment.read_bytes().rstrip(b"\0").splitlines():
             try:
                 raw = json.loads(line)
                 record = WalRecord(
@@ -77,6 +79,7 @@ class WriteAheadLog:
         self._tx_segment: dict[str, int] = {}
         self._current: _Segment | None = None
         self._fd: int | None = None
+        self._offset = 0
         self._pending: list[tuple[WalRecord, asyncio.Future[None]]] = []
         self._flushing = False
 
@@ -93,10 +96,6 @@ class WriteAheadLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-    @property
-    def segment_count(self) -> int:
-        return len(list(self.directory.glob(f"*{_SEGMENT_SUFFIX}")))
 
     async def begin(
         self, op: Operation, file_id: str, saga_id: str | None = None, before: dict[str, Any] | None = None
@@ -141,15 +140,18 @@ class WriteAheadLog:
 
     def _write_batch(self, records: list[WalRecord]) -> tuple[int, bool]:
         assert self._current is not None, "start_fresh() first"
-        assert self._fd is not None
         data = b"".join(record.encode() for record in records)
-        os.write(self._fd, data)
-        os.fsync(self._fd)
-        number = self._current.number
-        rotated = os.fstat(self._fd).st_size >= self.segment_bytes
+        rotated = self._offset > 0 and self._offset + len(data) > self.segment_bytes
         if rotated:
-            self._open_segment(number + 1)
-        return number, rotated or any(r.type != "begin" for r in records)
+            self._open_segment(self._current.number + 1)
+        assert self._fd is not None
+        os.pwrite(self._fd, data, self._offset)
+        if self._offset + len(data) > self.segment_bytes:
+            os.fsync(self._fd)  # a batch larger than a segment grew the file: its size must be durable too
+        else:
+            os.fdatasync(self._fd)
+        self._offset += len(data)
+        return self._current.number, rotated or any(r.type != "begin" for r in records)
 
     def _track(self, number: int, records: list[WalRecord]) -> None:
         for record in records:
@@ -177,8 +179,16 @@ class WriteAheadLog:
 
     def _open_segment(self, number: int) -> None:
         path = self.directory / f"{number:016d}{_SEGMENT_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        # Zeros, not fallocate: ext4 would keep fallocated blocks "unwritten" and turn each first write
+        # into a metadata change. Recovery skips the zero-filled tail like any torn line.
+        zeros = bytes(1 << 20)
+        remaining = self.segment_bytes
+        while remaining > 0:
+            remaining -= os.write(fd, zeros[: min(len(zeros), remaining)])
+        os.fsync(fd)
         fsync_dir(self.directory)
+        self._offset = 0
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
