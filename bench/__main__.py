@@ -52,16 +52,16 @@ def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
     bare = small.details["bare_client"]
     protocol = small.details["baseline_write_protocol"]
     cpu = small.details["cpu_ms_per_upload"]
-    bare_download = download.details["bare_socket_client"]
-    evicted = download.details["evicted"]
+    httpx_download = download.details["httpx_client"]
+    warm = download.details["page_cache"]
     return [
         f"small uploads (httpx): p50 {latency['p50']} ms, p99 {latency['p99']} ms; CPU per upload: client "
         f"{cpu['client']} ms, element {cpu['element']} ms, PostgreSQL+Redis {cpu['postgres_redis']} ms",
         f"small uploads (bare client): {bare['value']:.0f} files/s, p50 {bare['latency_ms']['p50']} ms; "
         f"raw loop through the write protocol: {protocol['value']:.0f} files/s",
-        f"download (bare client): {bare_download['value']:.0f} MiB/s; evicted from the page cache: plain read "
-        f"{evicted['httpx']['plain_read']:.0f} MiB/s, SE {evicted['httpx']['value']:.0f} MiB/s (httpx), "
-        f"{evicted['bare_socket']['value']:.0f} MiB/s (bare client)",
+        f"download, evicted (httpx): {httpx_download['value']:.0f} MiB/s; from the page cache: plain read "
+        f"{warm['httpx']['plain_read']:.0f} MiB/s, SE {warm['httpx']['value']:.0f} MiB/s (httpx), "
+        f"{warm['bare_socket']['value']:.0f} MiB/s (bare client)",
     ]
 
 
