@@ -122,3 +122,13 @@ def test_element_without_auth_configuration_refuses_requests(make_se, client_for
     response = client_for(se, issuer.token()).get("/info")
     assert response.status_code == 503
     assert "not configured" in response.json()["detail"]
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(make_se, client_for, issuer):
+    se = make_se("rw", jwt_leeway_seconds=0)
+    client = client_for(se, issuer.token(lifetime=2))
+    assert client.get("/info").status_code == 200
+    time.sleep(3)  # the verified-token cache must not outlive the token
+    expired = client.get("/info")
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]

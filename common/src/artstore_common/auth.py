@@ -112,11 +112,7 @@ class JwksVerifier:
         return principal
 
     def _remember(self, token: str, principal: Principal) -> None:
-        expires = float(principal.claims["exp"])
-        kid = jwt.get_unverified_header(token)["kid"]
-        if kid not in self._keys:
-            return
-        self._verified[token] = (principal, expires)
+        self._verified[token] = (principal, float(principal.claims["exp"]))
         if len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
 

@@ -45,12 +45,6 @@ def make_dirs(path: Path) -> list[Path]:
 
 
 def ensure_dir(path: Path) -> None:
-    """Create `path` and its parents, fsyncing each new entry so the directory survives a crash."""
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for directory in reversed(missing):
-        directory.mkdir(exist_ok=True)
-        fsync_dir(directory.parent)
+    """Create `path` and its parents, fsyncing each changed directory so the path survives a crash."""
+    for directory in make_dirs(path):
+        fsync_dir(directory)
