@@ -8,6 +8,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +24,13 @@ from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES
 from artstore_storage.repositories import index
 from artstore_storage.services._db import index_transaction
 from artstore_storage.services.announcer import Announcer
-from artstore_storage.storage._durable import fsync_dir, make_dirs, replace_durably, write_file_durably
+from artstore_storage.storage._durable import (
+    fsync_dir,
+    make_dirs,
+    replace_durably,
+    side_by_side,
+    write_file_durably,
+)
 from artstore_storage.storage.attributes import (
     AttributesPatch,
     FileAttributes,
@@ -146,32 +153,10 @@ class FileService:
                     raise PayloadTooLarge(self._too_large(grown))
                 reservation.ensure(grown)
                 await staged.write(chunk)
-            sha256 = await staged.complete()
-            if new.expected_sha256 is not None and new.expected_sha256 != sha256:
-                raise ChecksumMismatch(
-                    f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
-                )
-            now = utcnow()
-            attrs = FileAttributes(
-                file_id=str(new.file_id),
-                original_filename=new.filename,
-                content_type=new.content_type,
-                size_bytes=staged.size,
-                sha256=sha256,
-                storage_element_id=self.element_id,
-                created_at=now,
-                updated_at=now,
-                created_by=new.created_by,
-                description=new.attributes.description,
-                tags=new.attributes.tags,
-                metadata=new.attributes.metadata,
-                retention=new.attributes.retention,
-                saga_id=new.saga_id,
-            )
-            attr_bytes = attrs.to_json_bytes()
-            # Steps 3 and 4 in one worker call: data durable, then both renamed into place.
+            await staged.drain()
+            # Steps 3 and 4 in one worker call: the data durable, then renamed into place.
             placed = True
-            await self._place(txid, new.file_id, staged, attr_bytes)
+            attrs = await asyncio.to_thread(self._finish_and_place, txid, new, staged)
             # Step 5: the index row.
             async with index_transaction(self.engine) as connection:
                 await index.upsert(connection, attrs)
@@ -189,18 +174,40 @@ class FileService:
             OPERATIONS.labels(self.element_id, "create", "rolled_back").inc()
             raise
 
-    async def _place(self, txid: str, file_id: uuid.UUID, staged: StagedFile, attr_bytes: bytes) -> None:
+    def _finish_and_place(self, txid: str, new: NewFile, staged: StagedFile) -> FileAttributes:
+        sha256 = staged.complete_blocking()
+        if new.expected_sha256 is not None and new.expected_sha256 != sha256:
+            raise ChecksumMismatch(
+                f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
+            )
+        attrs = self._attributes_for(new, staged.size, sha256)
         attr_temp = self.layout.temp_path(txid, "attr")
         # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them,
-        # or a crash could leave a visible file whose blocks were never written. Independent fsyncs
-        # run side by side so they share one filesystem journal commit instead of queueing for two.
-        await asyncio.gather(
-            asyncio.to_thread(staged.sync_and_close),
-            asyncio.to_thread(write_file_durably, attr_temp, attr_bytes),
-        )
-        changed = await asyncio.to_thread(self._rename_into_place, file_id, staged.path, attr_temp)
+        # or a crash could leave a visible file whose blocks were never written.
+        side_by_side(staged.sync_and_close, partial(write_file_durably, attr_temp, attrs.to_json_bytes()))
+        changed = self._rename_into_place(new.file_id, staged.path, attr_temp)
         # A rename (or mkdir) is durable only once the directory holding the entry is fsynced.
-        await asyncio.gather(*(asyncio.to_thread(fsync_dir, directory) for directory in changed))
+        side_by_side(*(partial(fsync_dir, directory) for directory in changed))
+        return attrs
+
+    def _attributes_for(self, new: NewFile, size: int, sha256: str) -> FileAttributes:
+        now = utcnow()
+        return FileAttributes(
+            file_id=str(new.file_id),
+            original_filename=new.filename,
+            content_type=new.content_type,
+            size_bytes=size,
+            sha256=sha256,
+            storage_element_id=self.element_id,
+            created_at=now,
+            updated_at=now,
+            created_by=new.created_by,
+            description=new.attributes.description,
+            tags=new.attributes.tags,
+            metadata=new.attributes.metadata,
+            retention=new.attributes.retention,
+            saga_id=new.saga_id,
+        )
 
     def _rename_into_place(self, file_id: uuid.UUID, data: Path, attr_temp: Path) -> list[Path]:
         shard = self.layout.shard(file_id)

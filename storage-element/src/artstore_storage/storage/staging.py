@@ -52,13 +52,16 @@ class StagedFile:
             while view:
                 view = view[os.write(self._fd, view) :]
 
-    async def complete(self) -> str:
-        """Write what is buffered and return the SHA-256 of everything; the data is not yet durable."""
+    async def drain(self) -> None:
+        """Wait for the buffer being written; afterwards `complete_blocking` may run in a worker."""
         if self._in_flight is not None:
             await self._in_flight
             self._in_flight = None
+
+    def complete_blocking(self) -> str:
+        """Write what is buffered and return the SHA-256 of everything; the data is not yet durable."""
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        await asyncio.get_running_loop().run_in_executor(None, self._write, chunks)
+        self._write(chunks)
         return self._hash.hexdigest()
 
     def sync_and_close(self) -> None:
