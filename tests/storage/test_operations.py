@@ -36,11 +36,7 @@ def test_metrics_expose_requests_latency_bytes_capacity_and_recoveries(make_se, 
     assert _metric(text, "artstore_storage_download_bytes_total") == 5000
     assert _metric(text, "artstore_storage_capacity_bytes", kind="used") == 5000
     assert _metric(text, "artstore_storage_wal_recoveries_total") == 1
-    se.kill()
-    se.start()
-    assert (
-        _metric(httpx.get(se.url + "/metrics").text, "artstore_storage_wal_recoveries_total") == 1
-    )  # per process
+    assert _metric(text, "artstore_storage_wal_rolled_back_total") == 0
 
 
 def test_request_id_is_echoed_or_generated(shared_se, client_for):
@@ -151,3 +147,29 @@ def test_logs_are_json_lines_carrying_the_request_id(make_se, client_for):
     assert access[0]["status"] == 200
     assert access[0]["trace_id"] == trace_id  # W3C trace context is picked up from the request
     assert all("level" in line and "message" in line for line in lines)
+
+
+def test_a_kill_mid_upload_is_rolled_back_and_counted_by_recovery(make_se, client_for, admin_token):
+    import socket
+    import time
+
+    se = make_se("rw")
+    file_id = str(uuid.uuid4())
+    with socket.create_connection(("127.0.0.1", se.port)) as sock:
+        sock.sendall(
+            f"PUT /api/v1/files/{file_id} HTTP/1.1\r\nHost: se\r\nAuthorization: Bearer {admin_token}\r\n"
+            "X-Artstore-Filename: half.bin\r\nContent-Length: 1000000\r\n\r\n".encode()
+            + b"x" * 300_000
+        )
+        deadline = time.monotonic() + 30
+        while not any(file_id.encode() in seg.read_bytes() for seg in (se.data_dir / "wal").iterdir()):
+            assert time.monotonic() < deadline, "the upload's intent never reached the WAL"
+            time.sleep(0.05)
+        se.kill()
+    se.start()
+    text = httpx.get(se.url + "/metrics").text
+    assert _metric(text, "artstore_storage_wal_recoveries_total") == 1
+    assert _metric(text, "artstore_storage_wal_rolled_back_total") == 1
+    assert client_for(se).get(f"/files/{file_id}").status_code == 404
+    assert files_on_disk(se.data_dir) == []
+    assert list((se.data_dir / "tmp").iterdir()) == []

@@ -62,7 +62,7 @@ class JwksVerifier:
         self._lock = asyncio.Lock()
         # Tokens already verified, until they expire: a client sends the same token for many requests,
         # and a full RS256 check per request is most of the cost of a small one.
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Principal, float, str]] = OrderedDict()
 
     @property
     def loaded(self) -> bool:
@@ -107,22 +107,19 @@ class JwksVerifier:
         cached = self._verified.get(token)
         if cached is not None and time.time() < cached[1]:
             return cached[0]
-        principal = await self._verify(token)
-        self._remember(token, principal)
-        return principal
-
-    def _remember(self, token: str, principal: Principal) -> None:
-        self._verified[token] = (principal, float(principal.claims["exp"]))
+        principal, kid = await self._verify(token)
+        self._verified[token] = (principal, float(principal.claims["exp"]), kid)
         if len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
+        return principal
 
     def forget_keys_not_in_jwks(self) -> None:
         """Drop cached verdicts for tokens whose key is no longer published."""
-        for token in list(self._verified):
-            if jwt.get_unverified_header(token).get("kid") not in self._keys:
+        for token, (_, _, kid) in list(self._verified.items()):
+            if kid not in self._keys:
                 del self._verified[token]
 
-    async def _verify(self, token: str) -> Principal:
+    async def _verify(self, token: str) -> tuple[Principal, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -156,7 +153,7 @@ class JwksVerifier:
             raise InvalidToken("the token was issued by an unknown issuer") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is invalid: {exc}") from exc
-        return _principal_from(claims)
+        return _principal_from(claims), kid
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:

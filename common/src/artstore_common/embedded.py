@@ -7,7 +7,6 @@ child processes listening on 127.0.0.1 at a port of our choice, so callers use o
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -135,7 +134,3 @@ class EmbeddedPostgres:
 
 def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

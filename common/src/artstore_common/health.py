@@ -24,17 +24,9 @@ class HealthChecks:
 
     timeout_seconds: float = 2.0
     _checks: dict[str, _Check] = field(default_factory=dict)
-    _blockers: dict[str, str] = field(default_factory=dict)
 
     def add(self, name: str, probe: HealthCheck, *, critical: bool = True) -> None:
         self._checks[name] = _Check(probe, critical)
-
-    def block(self, name: str, reason: str) -> None:
-        """Mark the service not ready for a reason of its own (e.g. recovery still running)."""
-        self._blockers[name] = reason
-
-    def unblock(self, name: str) -> None:
-        self._blockers.pop(name, None)
 
     async def run(self) -> tuple[bool, dict[str, dict[str, object]]]:
         async def one(check: _Check) -> str | None:
@@ -54,9 +46,6 @@ class HealthChecks:
             if problem is not None:
                 report[name]["detail"] = problem
                 ready = ready and not critical
-        for name, reason in self._blockers.items():
-            report[name] = {"ok": False, "critical": True, "detail": reason}
-            ready = False
         return ready, report
 
 

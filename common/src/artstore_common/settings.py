@@ -16,16 +16,17 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
 
     database_url: SecretStr | None = Field(
-        default=None, description="PostgreSQL URL (postgresql://...); embedded PostgreSQL when unset"
+        default=None,
+        description="PostgreSQL URL (postgresql://...), required to serve; `artstore dev up` sets it, "
+        "starting an embedded PostgreSQL when ARTSTORE_DATABASE_URL is unset",
     )
-    redis_url: SecretStr | None = Field(default=None, description="Redis URL; embedded Redis when unset")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL; without it the service runs but announces nothing; `artstore dev up` sets it",
+    )
     redis_namespace: str = Field(
         default="artstore", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="prefix of every Redis key"
     )
-    embedded_dir: str = Field(
-        default=".artstore/embedded", description="where embedded PostgreSQL and Redis keep their data"
-    )
-
     jwks_url: str | None = Field(default=None, description="the admin's JWKS URL; required to serve")
     jwt_issuer: str = "artstore-admin"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)

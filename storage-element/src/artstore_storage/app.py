@@ -55,10 +55,7 @@ async def _migrate(settings: StorageSettings, url: str) -> None:
 async def _apply_index_fixes(engine: AsyncEngine, fixes: IndexFixes) -> None:
     async with index_transaction(engine) as connection:
         for file_id, attrs in fixes.items():
-            if attrs is None:
-                await index.remove(connection, file_id)
-            else:
-                await index.upsert(connection, attrs)
+            await index.restore(connection, file_id, attrs)
 
 
 def create_app(settings: StorageSettings) -> FastAPI:
@@ -91,9 +88,8 @@ def create_app(settings: StorageSettings) -> FastAPI:
         if report.rolled_back:
             _log.warning("recovery rolled back %d unfinished transaction(s)", len(report.rolled_back))
 
-        disk = await asyncio.to_thread(scan, layout)
-        servable = [a for fid, a in disk.attributes.items() if fid in disk.data_files]
-        capacity = Capacity(layout.root, settings.quota_bytes, used=sum(a.size_bytes for a in servable))
+        servable = (await asyncio.to_thread(scan, layout)).servable
+        capacity = Capacity(layout.root, settings.quota_bytes)
 
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
         announcer = Announcer(
@@ -108,8 +104,8 @@ def create_app(settings: StorageSettings) -> FastAPI:
             announcer=announcer,
             max_file_size=settings.max_file_size,
             chunk_bytes=settings.write_chunk_bytes,
-            file_count=len(servable),
         )
+        files.recount(servable)
         files.mode = mode
         element = ElementService(settings, layout, files, announcer)
         http = httpx.AsyncClient(timeout=5.0)

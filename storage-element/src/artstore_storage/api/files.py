@@ -25,8 +25,6 @@ from artstore_storage.api._conditional import (
     parse_range,
 )
 from artstore_storage.metrics import DOWNLOAD_BYTES
-from artstore_storage.repositories import index
-from artstore_storage.services._db import index_transaction
 from artstore_storage.services.files import FileService, NewFile
 from artstore_storage.storage.attributes import (
     AttributesPatch,
@@ -41,7 +39,9 @@ Files = Annotated[FileService, Depends(deps.files)]
 
 
 def _attributes_response(attrs: FileAttributes, status: int = 200) -> JSONResponse:
-    headers = {"ETag": attrs.etag, "Location": f"/api/v1/files/{attrs.file_id}"}
+    headers = {"ETag": attrs.etag}
+    if status == 201:
+        headers["Location"] = f"/api/v1/files/{attrs.file_id}"
     return JSONResponse(attrs.model_dump(mode="json"), status_code=status, headers=headers)
 
 
@@ -175,8 +175,7 @@ async def list_files(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     after = _decode_cursor(cursor) if cursor else None
-    async with index_transaction(files.engine) as connection:
-        rows = await index.page(connection, after=after, limit=limit + 1)
+    rows = await files.list_page(after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["file_id"]) if more else None

@@ -55,6 +55,14 @@ async def remove_many(conn: AsyncConnection, file_ids: list[uuid.UUID]) -> None:
         await conn.execute(delete(file_index).where(file_index.c.file_id.in_(file_ids)))
 
 
+async def restore(conn: AsyncConnection, file_id: uuid.UUID, attrs: FileAttributes | None) -> None:
+    """Put a row back to an earlier image, or remove it when there was none."""
+    if attrs is None:
+        await remove(conn, file_id)
+    else:
+        await upsert(conn, attrs)
+
+
 async def ids_for_saga(conn: AsyncConnection, saga_id: str) -> list[uuid.UUID]:
     result = await conn.execute(select(file_index.c.file_id).where(file_index.c.saga_id == saga_id))
     return [row[0] for row in result]

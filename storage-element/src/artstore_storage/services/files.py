@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,7 +74,6 @@ class FileService:
         announcer: Announcer,
         max_file_size: int,
         chunk_bytes: int,
-        file_count: int = 0,
     ) -> None:
         self.element_id = element_id
         self.layout = layout
@@ -81,7 +83,7 @@ class FileService:
         self.announcer = announcer
         self.max_file_size = max_file_size
         self.chunk_bytes = chunk_bytes
-        self.file_count = file_count
+        self.file_count = 0
         self.mode = "rw"
         self._busy: set[uuid.UUID] = set()
         self._writes_in_flight = 0
@@ -139,9 +141,8 @@ class FileService:
         self, new: NewFile, body: AsyncIterator[bytes], reservation: Reservation
     ) -> FileAttributes:
         # Step 1: the intent is durable before any byte lands, so recovery knows what to undo.
-        txid = await self.wal.begin("create", str(new.file_id), new.saga_id)
-        record = WalRecord(txid, "begin", "create", str(new.file_id), new.saga_id)
-        staged = StagedFile(self.layout.temp_path(txid, "data"), self.chunk_bytes)
+        record = await self.wal.begin("create", str(new.file_id), new.saga_id)
+        staged = StagedFile(self.layout.temp_path(record.tx, "data"), self.chunk_bytes)
         placed = indexed = False
         try:
             # Step 2: stream into tmp/, hashing as bytes arrive; capacity is reserved before bytes land.
@@ -156,7 +157,7 @@ class FileService:
             await staged.drain()
             # Steps 3 and 4 in one worker call: the data durable, then renamed into place.
             placed = True
-            attrs = await asyncio.to_thread(self._finish_and_place, txid, new, staged)
+            attrs = await asyncio.to_thread(self._finish_and_place, record.tx, new, staged)
             # Step 5: the index row.
             async with index_transaction(self.engine) as connection:
                 await index.upsert(connection, attrs)
@@ -166,7 +167,7 @@ class FileService:
             # Step 6: tell others (best effort, in the background).
             self.announcer.file_event("created", {"file_id": attrs.file_id, "size_bytes": attrs.size_bytes})
             # Step 7: commit; only now may the caller answer 201.
-            await self.wal.commit(txid)
+            await self.wal.commit(record.tx)
             return attrs
         except BaseException:
             await staged.discard()
@@ -232,17 +233,14 @@ class FileService:
             before = await asyncio.to_thread(self._read_attributes, file_id)
             after = before.with_patch(patch)
             attr_bytes = after.to_json_bytes()
-            txid = await self.wal.begin(
+            record = await self.wal.begin(
                 "update", str(file_id), before.saga_id, before.model_dump(mode="json")
-            )
-            record = WalRecord(
-                txid, "begin", "update", str(file_id), before.saga_id, before.model_dump(mode="json")
             )
             indexed = False
             try:
                 await asyncio.to_thread(
                     replace_durably,
-                    self.layout.temp_path(txid, "attr"),
+                    self.layout.temp_path(record.tx, "attr"),
                     self.layout.attr_path(file_id),
                     attr_bytes,
                 )
@@ -250,7 +248,7 @@ class FileService:
                     await index.upsert(connection, after)
                 indexed = True
                 self.announcer.file_event("updated", {"file_id": str(file_id)})
-                await self.wal.commit(txid)
+                await self.wal.commit(record.tx)
             except BaseException:
                 await self._roll_back(record, undo_disk=True, unindex=indexed)
                 raise
@@ -264,21 +262,21 @@ class FileService:
     async def _delete(self, file_id: uuid.UUID, *, reason: str) -> FileAttributes:
         async with self._exclusive(file_id), self._tracked_write():
             before = await asyncio.to_thread(self._read_attributes, file_id)
-            image = before.model_dump(mode="json")
-            txid = await self.wal.begin("delete", str(file_id), before.saga_id, image)
-            record = WalRecord(txid, "begin", "delete", str(file_id), before.saga_id, image)
+            record = await self.wal.begin(
+                "delete", str(file_id), before.saga_id, before.model_dump(mode="json")
+            )
             indexed = False
             try:
-                await asyncio.to_thread(self._move_to_trash, txid, file_id)
+                await asyncio.to_thread(self._move_to_trash, record.tx, file_id)
                 async with index_transaction(self.engine) as connection:
                     await index.remove(connection, file_id)
                 indexed = True
                 self.announcer.file_event(reason, {"file_id": str(file_id)})
-                await self.wal.commit(txid)
+                await self.wal.commit(record.tx)
             except BaseException:
                 await self._roll_back(record, undo_disk=True, unindex=indexed)
                 raise
-            await asyncio.to_thread(self._empty_trash, txid)
+            await asyncio.to_thread(self._empty_trash, record.tx)
         self.capacity.freed(before.size_bytes)
         self.file_count = max(self.file_count - 1, 0)
         OPERATIONS.labels(self.element_id, "delete", "ok").inc()
@@ -296,13 +294,13 @@ class FileService:
 
     async def compensate(self, saga_id: str) -> list[str]:
         """Undo whatever this saga stored here. Idempotent: a second call finds nothing left."""
-        self._compensated.append(saga_id)
         async with index_transaction(self.engine) as connection:
             file_ids = await index.ids_for_saga(connection, saga_id)
+        if file_ids and self.mode == "ar":
+            raise Conflict("the element is archived (sealed); its files can no longer be compensated")
+        self._compensated.append(saga_id)
         removed = []
         for file_id in file_ids:
-            if self.mode == "ar":
-                raise Conflict("the element is archived (sealed); its files can no longer be compensated")
             try:
                 await self._delete(file_id, reason="compensated")
             except NotFound:
@@ -317,44 +315,43 @@ class FileService:
         before = await asyncio.to_thread(undo, self.layout, record) if undo_disk else None
         if unindex:
             async with index_transaction(self.engine) as connection:
-                if before is None:
-                    await index.remove(connection, uuid.UUID(str(record.file_id)))
-                else:
-                    await index.upsert(connection, before)
+                await index.restore(connection, uuid.UUID(str(record.file_id)), before)
         await self.wal.abort(record.tx)
 
-    def _exclusive(self, file_id: uuid.UUID) -> _FileClaim:
-        return _FileClaim(self._busy, file_id)
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, file_id: uuid.UUID) -> AsyncIterator[None]:
+        if file_id in self._busy:
+            raise Conflict(f"another operation on {file_id} is in progress; retry when it finished")
+        self._busy.add(file_id)
+        try:
+            yield
+        finally:
+            self._busy.discard(file_id)
 
-    def _tracked_write(self) -> _WriteTracker:
-        return _WriteTracker(self)
+    @contextlib.asynccontextmanager
+    async def _tracked_write(self) -> AsyncIterator[None]:
+        self._writes_in_flight += 1
+        self._writes_drained.clear()
+        try:
+            yield
+        finally:
+            self._writes_in_flight -= 1
+            if self._writes_in_flight == 0:
+                self._writes_drained.set()
 
     async def drain_writes(self) -> None:
         await self._writes_drained.wait()
 
+    @property
+    def busy_file_ids(self) -> frozenset[uuid.UUID]:
+        """Files with an operation in progress: half-written on purpose, not damaged."""
+        return frozenset(self._busy)
 
-class _FileClaim:
-    def __init__(self, busy: set[uuid.UUID], file_id: uuid.UUID) -> None:
-        self.busy, self.file_id = busy, file_id
+    def recount(self, servable: dict[uuid.UUID, FileAttributes]) -> None:
+        """Reset the stored-bytes and file counters from a scan of the disk."""
+        self.capacity.used = sum(attrs.size_bytes for attrs in servable.values())
+        self.file_count = len(servable)
 
-    async def __aenter__(self) -> None:
-        if self.file_id in self.busy:
-            raise Conflict(f"another operation on {self.file_id} is in progress; retry when it finished")
-        self.busy.add(self.file_id)
-
-    async def __aexit__(self, *_: object) -> None:
-        self.busy.discard(self.file_id)
-
-
-class _WriteTracker:
-    def __init__(self, service: FileService) -> None:
-        self.service = service
-
-    async def __aenter__(self) -> None:
-        self.service._writes_in_flight += 1
-        self.service._writes_drained.clear()
-
-    async def __aexit__(self, *_: object) -> None:
-        self.service._writes_in_flight -= 1
-        if self.service._writes_in_flight == 0:
-            self.service._writes_drained.set()
+    async def list_page(self, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[dict[str, Any]]:
+        async with index_transaction(self.engine) as connection:
+            return await index.page(connection, after=after, limit=limit)

@@ -61,19 +61,18 @@ class Reconciler:
 
     async def run(self, options: ReconcileOptions) -> dict[str, Any]:
         disk = await asyncio.to_thread(scan, self.layout)
-        busy = set(self.files._busy)
+        busy = self.files.busy_file_ids
         disk_issues = await asyncio.to_thread(self._check_disk, disk, options.verify_checksums, busy)
         repaired: list[dict[str, Any]] = []
         if options.repair:
             repaired = await asyncio.to_thread(self._quarantine, disk_issues)
             disk = await asyncio.to_thread(scan, self.layout)
-        servable = {fid: a for fid, a in disk.attributes.items() if fid in disk.data_files}
+        servable = disk.servable
         index_issues, rebuilt = await self._index(
             servable, busy, rebuild=options.repair or options.rebuild_index
         )
         if options.repair or options.rebuild_index:
-            self.files.capacity.used = sum(a.size_bytes for a in servable.values())
-            self.files.file_count = len(servable)
+            self.files.recount(servable)
         issues = disk_issues + index_issues
         return {
             "storage_element_id": self.files.element_id,
@@ -85,7 +84,7 @@ class Reconciler:
             "index": rebuilt,
         }
 
-    def _check_disk(self, disk: DiskScan, verify: bool, busy: set[uuid.UUID]) -> list[dict[str, Any]]:
+    def _check_disk(self, disk: DiskScan, verify: bool, busy: frozenset[uuid.UUID]) -> list[dict[str, Any]]:
         issues = [_issue("stray_file", path=p, detail="not a file ArtStore wrote") for p in disk.stray]
         issues += [
             _issue("invalid_attributes", path=p, detail="attr.json cannot be parsed") for p in disk.torn
@@ -154,7 +153,7 @@ class Reconciler:
         return moved
 
     async def _index(
-        self, servable: dict[uuid.UUID, FileAttributes], busy: set[uuid.UUID], *, rebuild: bool
+        self, servable: dict[uuid.UUID, FileAttributes], busy: frozenset[uuid.UUID], *, rebuild: bool
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         issues: list[dict[str, Any]] = []
         result: dict[str, Any] = {"rebuilt": False}

@@ -22,8 +22,9 @@ class DiskScan:
     stray: list[Path] = field(default_factory=list)
 
     @property
-    def used_bytes(self) -> int:
-        return sum(a.size_bytes for a in self.attributes.values())
+    def servable(self) -> dict[uuid.UUID, FileAttributes]:
+        """Files a reader can get: attr.json and bytes both present."""
+        return {fid: attrs for fid, attrs in self.attributes.items() if fid in self.data_files}
 
 
 def _entries(layout: Layout) -> Iterator[Path]:

@@ -99,10 +99,11 @@ class WriteAheadLog:
 
     async def begin(
         self, op: Operation, file_id: str, saga_id: str | None = None, before: dict[str, Any] | None = None
-    ) -> str:
-        txid = uuid.uuid4().hex
-        await self._append(WalRecord(txid, "begin", op, file_id, saga_id, before))
-        return txid
+    ) -> WalRecord:
+        """Append a transaction's intent durably; the record is what recovery would undo."""
+        record = WalRecord(uuid.uuid4().hex, "begin", op, file_id, saga_id, before)
+        await self._append(record)
+        return record
 
     async def commit(self, txid: str) -> None:
         await self._append(WalRecord(txid, "commit"))
