@@ -23,7 +23,7 @@ from artstore_storage.api import files as files_api
 from artstore_storage.metrics import WAL_RECOVERIES, WAL_ROLLED_BACK
 from artstore_storage.repositories import index
 from artstore_storage.repositories.migrate import upgrade_to_head
-from artstore_storage.services._db import index_transaction
+from artstore_storage.services._db import IndexWriter, index_transaction
 from artstore_storage.services.announcer import Announcer
 from artstore_storage.services.element import ElementService
 from artstore_storage.services.files import FileService
@@ -77,6 +77,8 @@ def create_app(settings: StorageSettings) -> FastAPI:
         database_url = settings.database_url.get_secret_value()
         await _migrate(settings, database_url)
         engine = create_engine(database_url, schema=settings.schema_name)
+        index_writer = IndexWriter(database_url, schema=settings.schema_name)
+        await index_writer.start()
 
         # Recovery runs to the end before the server accepts its first connection.
         report = await asyncio.to_thread(recover, layout)
@@ -101,6 +103,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             wal=wal,
             capacity=capacity,
             engine=engine,
+            index_writer=index_writer,
             announcer=announcer,
             max_file_size=settings.max_file_size,
             chunk_bytes=settings.write_chunk_bytes,
@@ -154,6 +157,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             await announcer.close()
             await http.aclose()
             wal.close()
+            await index_writer.close()
             await engine.dispose()
 
     app = build_app(SERVICE, settings, lifespan)

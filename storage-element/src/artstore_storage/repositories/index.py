@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,26 @@ def _row(attrs: FileAttributes) -> dict[str, Any]:
         "updated_at": attrs.updated_at,
         "attributes": attrs.model_dump(mode="json"),
     }
+
+
+# The write path's statement, for IndexWriter: the same row as `upsert`, in one prepared round trip.
+UPSERT_SQL = """
+INSERT INTO file_index (file_id, original_filename, content_type, size_bytes, sha256, status, saga_id,
+                        created_at, updated_at, attributes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+ON CONFLICT (file_id) DO UPDATE SET
+    original_filename = EXCLUDED.original_filename, content_type = EXCLUDED.content_type,
+    size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, status = EXCLUDED.status,
+    saga_id = EXCLUDED.saga_id, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+    attributes = EXCLUDED.attributes, indexed_at = now()
+"""
+
+
+def upsert_arguments(attrs: FileAttributes) -> tuple[Any, ...]:
+    """UPSERT_SQL's parameters, in its column order."""
+    row = _row(attrs)
+    row["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
+    return tuple(row.values())
 
 
 async def upsert(conn: AsyncConnection, attrs: FileAttributes) -> None:

@@ -25,7 +25,7 @@ from artstore_common.errors import (
 )
 from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES
 from artstore_storage.repositories import index
-from artstore_storage.services._db import index_transaction
+from artstore_storage.services._db import IndexWriter, index_transaction
 from artstore_storage.services.announcer import Announcer
 from artstore_storage.storage._durable import (
     fsync_dir,
@@ -71,6 +71,7 @@ class FileService:
         wal: WriteAheadLog,
         capacity: Capacity,
         engine: AsyncEngine,
+        index_writer: IndexWriter,
         announcer: Announcer,
         max_file_size: int,
         chunk_bytes: int,
@@ -80,6 +81,7 @@ class FileService:
         self.wal = wal
         self.capacity = capacity
         self.engine = engine
+        self.index_writer = index_writer
         self.announcer = announcer
         self.max_file_size = max_file_size
         self.chunk_bytes = chunk_bytes
@@ -159,8 +161,7 @@ class FileService:
             placed = True
             attrs = await asyncio.to_thread(self._finish_and_place, record.tx, new, staged)
             # Step 5: the index row.
-            async with index_transaction(self.engine) as connection:
-                await index.upsert(connection, attrs)
+            await self.index_writer.upsert(attrs)
             indexed = True
             if new.saga_id is not None and new.saga_id in self._compensated:
                 raise Conflict(f"saga {new.saga_id} was compensated while this upload ran; nothing stored")
@@ -244,8 +245,7 @@ class FileService:
                     self.layout.attr_path(file_id),
                     attr_bytes,
                 )
-                async with index_transaction(self.engine) as connection:
-                    await index.upsert(connection, after)
+                await self.index_writer.upsert(after)
                 indexed = True
                 self.announcer.file_event("updated", {"file_id": str(file_id)})
                 await self.wal.commit(record.tx)
