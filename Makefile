@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-PACKAGES := -e common -e storage-element -e client
-PYPROJECTS := common/pyproject.toml storage-element/pyproject.toml client/pyproject.toml
+PACKAGES := -e common -e admin-module -e storage-element -e client
+PYPROJECTS := common/pyproject.toml admin-module/pyproject.toml storage-element/pyproject.toml client/pyproject.toml
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev run test lint format bench clean
@@ -34,13 +34,13 @@ run: $(VENV)/.installed ## start the local cluster (embedded PostgreSQL and Redi
 test: $(VENV)/.installed-dev ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/src storage-element/src client/src
+	$(BIN)/mypy common/src admin-module/src storage-element/src client/src
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/src storage-element/src client/src
+	$(BIN)/mypy common/src admin-module/src storage-element/src client/src
 
 format: $(VENV)/.installed-dev ## apply ruff's formatting and fixes
 	$(BIN)/ruff format .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -137,3 +138,72 @@ def storage_element(
         element_id=element_id,
         database_url=database_url,
     )
+
+
+@dataclass
+class AdminModule(ServiceProcess):
+    client_id: str = "artstore-admin"
+    client_secret: str = ""
+    database_url: str = ""
+    schema: str = "admin"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/api/v1/auth/token"
+
+    def token(self, client_id: str | None = None, client_secret: str | None = None) -> str:
+        """A token by the client-credentials grant (HTTP Basic), for the bootstrap account by default."""
+        response = httpx.post(
+            self.token_url,
+            data={"grant_type": "client_credentials"},
+            auth=(client_id or self.client_id, client_secret or self.client_secret),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def admin_module(
+    *,
+    database_url: str,
+    redis_url: str,
+    redis_namespace: str,
+    log_dir: Path,
+    name: str = "admin",
+    port: int | None = None,
+    schema: str = "admin",
+    key_encryption_key: str | None = None,
+    client_secret: str | None = None,
+    **settings: Any,
+) -> AdminModule:
+    """An admin process. Two built with the same database, schema and key share one identity store."""
+    port = port or free_port()
+    secret = client_secret or base64.urlsafe_b64encode(os.urandom(24)).decode()
+    env = {
+        "ARTSTORE_ADMIN_PORT": str(port),
+        "ARTSTORE_ADMIN_DATABASE_URL": database_url,
+        "ARTSTORE_ADMIN_DATABASE_SCHEMA": schema,
+        "ARTSTORE_ADMIN_REDIS_URL": redis_url,
+        "ARTSTORE_ADMIN_REDIS_NAMESPACE": redis_namespace,
+        "ARTSTORE_ADMIN_KEY_ENCRYPTION_KEY": key_encryption_key or TEST_KEY_ENCRYPTION_KEY,
+        "ARTSTORE_ADMIN_BOOTSTRAP_CLIENT_SECRET": secret,
+        "ARTSTORE_ADMIN_SE_POLL_SECONDS": "1",
+    }
+    env.update({f"ARTSTORE_ADMIN_{k.upper()}": str(v) for k, v in settings.items()})
+    return AdminModule(
+        module="artstore_admin",
+        env=env,
+        log_path=log_dir / f"{name}.log",
+        port=port,
+        client_secret=secret,
+        database_url=database_url,
+        schema=schema,
+    )
+
+
+# One fixed key for the tests, so admins started one after another can read each other's keys.
+TEST_KEY_ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode()

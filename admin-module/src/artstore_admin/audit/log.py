@@ -1,0 +1,133 @@
+"""The append-only audit log: every record carries the hash of the one before it and an HMAC signature.
+
+Records are chained in id order. Appending takes a transaction-scoped advisory lock, so concurrent writers
+(several admin processes included) line up and the chain never forks; the lock is released with the
+caller's transaction, so an event recorded inside a business transaction lands or vanishes with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from artstore_admin.repositories.tables import audit_log
+from artstore_common.logging import current_request_id
+
+GENESIS = "0" * 64
+_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('artstore-audit-chain'))")
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    record_id: int
+    reason: str
+
+
+def _canonical(row: dict[str, Any]) -> bytes:
+    fields = {
+        "id": row["id"],
+        "occurred_at": row["occurred_at"].astimezone(UTC).isoformat(),
+        "action": row["action"],
+        "outcome": row["outcome"],
+        "actor": row["actor"],
+        "subject": row["subject"],
+        "service": row["service"],
+        "request_id": row["request_id"],
+        "details": row["details"],
+        "prev_hash": row["prev_hash"],
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine, signing_key: bytes) -> None:
+        self._engine = engine
+        self._key = signing_key
+
+    def _sign(self, digest: str) -> str:
+        return hmac.new(self._key, digest.encode(), hashlib.sha256).hexdigest()
+
+    async def record(
+        self,
+        action: str,
+        *,
+        outcome: str = "success",
+        actor: str | None = None,
+        subject: str | None = None,
+        details: dict[str, Any] | None = None,
+        service: str = "admin",
+        connection: AsyncConnection | None = None,
+    ) -> int:
+        """Append one record; inside `connection`'s transaction when given, else in a transaction of its own."""
+        if connection is not None:
+            return await self._append(connection, action, outcome, actor, subject, details, service)
+        async with self._engine.begin() as own:
+            return await self._append(own, action, outcome, actor, subject, details, service)
+
+    async def _append(
+        self,
+        connection: AsyncConnection,
+        action: str,
+        outcome: str,
+        actor: str | None,
+        subject: str | None,
+        details: dict[str, Any] | None,
+        service: str,
+    ) -> int:
+        await connection.execute(_CHAIN_LOCK)
+        last = (
+            await connection.execute(
+                select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+            )
+        ).first()
+        row: dict[str, Any] = {
+            "id": 1 if last is None else last.id + 1,
+            # Microseconds survive the round trip through PostgreSQL, so the hash recomputes exactly.
+            "occurred_at": datetime.now(UTC),
+            "action": action,
+            "outcome": outcome,
+            "actor": actor,
+            "subject": subject,
+            "service": service,
+            "request_id": current_request_id(),
+            "details": json.loads(json.dumps(details or {}, default=str)),
+            "prev_hash": GENESIS if last is None else last.hash,
+        }
+        row["hash"] = hashlib.sha256(_canonical(row)).hexdigest()
+        row["signature"] = self._sign(row["hash"])
+        await connection.execute(insert(audit_log).values(**row))
+        return int(row["id"])
+
+    async def verify(self) -> tuple[int, BrokenLink | None]:
+        """Walk the chain in order; return how many records were checked and the first broken link."""
+        checked = 0
+        expected_prev = GENESIS
+        expected_id = 1
+        async with self._engine.connect() as connection:
+            result = await connection.stream(select(audit_log).order_by(audit_log.c.id))
+            async for record in result.mappings():
+                row = dict(record)
+                checked += 1
+                if row["id"] != expected_id:
+                    return checked, BrokenLink(expected_id, f"record {expected_id} is missing")
+                if row["prev_hash"] != expected_prev:
+                    return checked, BrokenLink(row["id"], "its prev_hash does not match the record before it")
+                digest = hashlib.sha256(_canonical(row)).hexdigest()
+                if digest != row["hash"]:
+                    return checked, BrokenLink(row["id"], "its content does not match its hash")
+                if not hmac.compare_digest(self._sign(digest), row["signature"]):
+                    return checked, BrokenLink(row["id"], "its signature is not valid")
+                expected_prev = row["hash"]
+                expected_id += 1
+        return checked, None
+
+    async def count(self) -> int:
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(select(func.count()).select_from(audit_log))).scalar_one())

@@ -1,0 +1,63 @@
+"""The admin module's settings (ARTSTORE_ADMIN_*), validated at start."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from artstore_common.settings import ServiceSettings
+
+
+class AdminSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_ADMIN_", extra="ignore", validate_default=True)
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="the URL clients use to reach this admin (metadata, JWKS); from host:port if unset",
+    )
+    database_schema: str = Field(default="admin", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    jwt_audience: str = "admin"
+
+    # Keys and tokens (DESIGN section 2).
+    key_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 random bytes; encrypts signing keys at rest (AES-GCM); required to serve",
+    )
+    token_lifetime_seconds: int = Field(default=1800, ge=60, le=86400)
+    key_rotation_seconds: int = Field(default=86400, ge=60)
+    key_grace_seconds: int = Field(
+        default=3600, ge=1, description="how long a retired key stays published; longer than a token lives"
+    )
+    key_check_seconds: float = Field(default=60.0, gt=0, description="how often rotation is due-checked")
+
+    # Service accounts.
+    bootstrap_client_id: str = Field(default="artstore-admin", pattern=r"^[A-Za-z0-9_.\-]{3,64}$")
+    bootstrap_client_secret: SecretStr | None = Field(
+        default=None, description="secret of the bootstrap ADMIN account created on first start"
+    )
+    secret_overlap_seconds: int = Field(
+        default=3600, ge=0, description="how long a rotated-out secret keeps working"
+    )
+    secret_lifetime_days: int | None = Field(default=None, ge=1, description="default secret expiry")
+
+    # Rate limits (DESIGN section 8); per-account values override them.
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    rate_limit_burst: int = Field(default=150, ge=1)
+
+    # Registry and discovery.
+    se_poll_seconds: float = Field(default=10.0, gt=0)
+    se_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # Sagas.
+    saga_timeout_seconds: float = Field(default=600.0, gt=0)
+    saga_recovery_seconds: float = Field(default=30.0, gt=0)
+
+    # Audit.
+    audit_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key that signs audit records; the key encryption key's if unset"
+    )
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
