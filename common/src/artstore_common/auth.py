@@ -180,6 +180,10 @@ async def authenticate(request: Request) -> Principal:
     verifier: JwksVerifier = request.app.state.verifier
     principal = await verifier.verify(token.strip())
     request.state.principal = principal
+    # Limits count verified accounts only: a forged token is refused above and never spends a budget.
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        await limiter.check(request, principal)
     return principal
 
 
