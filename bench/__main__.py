@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # `tests.support` starts the element exactly as the tests do
 
-from bench import storage  # noqa: E402
+from bench import admin, storage  # noqa: E402
 from bench.cluster import storage_element_under_test  # noqa: E402
 from bench.cpu import CpuLedger  # noqa: E402
 from bench.profile import FULL, QUICK  # noqa: E402
@@ -36,6 +36,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory for inspection")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--suite", choices=("all", "storage", "admin"), default="all", help="which benchmarks to run"
+    )
     return parser.parse_args(argv)
 
 
@@ -67,6 +70,26 @@ def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    missed_storage = _storage(args) if args.suite in ("all", "storage") else False
+    missed_admin = _admin(args) if args.suite in ("all", "admin") else False
+    return 1 if (missed_storage or missed_admin) and args.strict else 0
+
+
+def _admin(args: argparse.Namespace) -> bool:
+    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-admin-", dir=args.workdir))
+    _log(f"admin benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
+    try:
+        metrics = admin.main(args.results, scratch, quick=args.quick, log=_log)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    missed = [m.title for m in metrics if not m.met]
+    if missed:
+        _log("targets missed: " + "; ".join(missed))
+    return bool(missed)
+
+
+def _storage(args: argparse.Namespace) -> bool:
     profile = QUICK if args.quick else FULL
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -125,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [m.title for m in metrics if not m.met]
     if missed:
         _log("targets missed: " + "; ".join(missed))
-    return 1 if missed and args.strict else 0
+    return bool(missed)
 
 
 if __name__ == "__main__":

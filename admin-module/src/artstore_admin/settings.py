@@ -36,13 +36,18 @@ class AdminSettings(ServiceSettings):
     bootstrap_client_secret: SecretStr | None = Field(
         default=None, description="secret of the bootstrap ADMIN account created on first start"
     )
+    bootstrap_is_system: bool = Field(
+        default=False,
+        description="the bootstrap account also gets `internal` (dev only: `artstore dev up` sets it so that "
+        "the storage elements' write endpoints can be called with curl)",
+    )
     secret_overlap_seconds: int = Field(
         default=3600, ge=0, description="how long a rotated-out secret keeps working"
     )
     secret_lifetime_days: int | None = Field(default=None, ge=1, description="default secret expiry")
 
     # Rate limits (DESIGN section 8); per-account values override them.
-    rate_limit_per_minute: int = Field(default=100, ge=1)
+    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
     rate_limit_burst: int = Field(default=150, ge=1)
 
     # Registry and discovery.

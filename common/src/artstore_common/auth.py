@@ -21,6 +21,9 @@ _log = logging.getLogger("artstore.auth")
 _ACCEPTED_TYPES = {"at+jwt", "application/at+jwt"}
 _VERIFIED_CACHE_SIZE = 4096
 
+# Returns a JWKS document ({"keys": [...]}); lets the key owner (the admin) verify without HTTP to itself.
+JwksLoader = Callable[[], Awaitable[dict[str, Any]]]
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -39,7 +42,8 @@ class AuthUnavailable(ServiceUnavailable):
 
 
 class JwksVerifier:
-    """Verifies RS256 access tokens. Keys come from the JWKS URL, cached, refetched on an unknown kid."""
+    """Verifies RS256 access tokens. Keys come from the JWKS URL (or `jwks_loader`), cached, refetched on an
+    unknown kid."""
 
     def __init__(
         self,
@@ -50,8 +54,10 @@ class JwksVerifier:
         http: httpx.AsyncClient,
         leeway_seconds: int = 30,
         refetch_seconds: float = 10.0,
+        jwks_loader: JwksLoader | None = None,
     ) -> None:
         self.jwks_url = jwks_url
+        self._loader = jwks_loader
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway_seconds
@@ -59,6 +65,8 @@ class JwksVerifier:
         self._http = http
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
+        # Only fetches caused by an unknown kid are spaced out; a periodic refresh must not delay them.
+        self._kid_miss_fetched_at: float | None = None
         self._lock = asyncio.Lock()
         # Tokens already verified, until they expire: a client sends the same token for many requests,
         # and a full RS256 check per request is most of the cost of a small one.
@@ -69,14 +77,7 @@ class JwksVerifier:
         return self._fetched_at is not None
 
     async def refresh(self) -> None:
-        if not self.jwks_url:
-            raise AuthUnavailable("authentication is not configured (no JWKS URL); refusing requests")
-        try:
-            response = await self._http.get(self.jwks_url, timeout=5.0)
-            response.raise_for_status()
-            document = response.json()
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
-            raise AuthUnavailable(f"cannot load signing keys from {self.jwks_url}: {exc}") from exc
+        document = await self._load() if self._loader is not None else await self._fetch()
         keys: dict[str, Any] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
             if jwk.get("kty") != "RSA" or not jwk.get("kid") or jwk.get("use", "sig") != "sig":
@@ -89,15 +90,35 @@ class JwksVerifier:
         self._fetched_at = time.monotonic()
         self.forget_keys_not_in_jwks()
 
+    async def _fetch(self) -> Any:
+        if not self.jwks_url:
+            raise AuthUnavailable("authentication is not configured (no JWKS URL); refusing requests")
+        try:
+            response = await self._http.get(self.jwks_url, timeout=5.0)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise AuthUnavailable(f"cannot load signing keys from {self.jwks_url}: {exc}") from exc
+
+    async def _load(self) -> dict[str, Any]:
+        assert self._loader is not None
+        try:
+            return await self._loader()
+        except Exception as exc:  # the key store's database is down: refuse, never serve open
+            raise AuthUnavailable(f"cannot load signing keys: {exc}") from exc
+
     async def _key_for(self, kid: str) -> Any:
         key = self._keys.get(kid)
         if key is not None:
             return key
         async with self._lock:
             key = self._keys.get(kid)
-            stale = self._fetched_at is None or time.monotonic() - self._fetched_at >= self.refetch_seconds
+            last = self._kid_miss_fetched_at
+            stale = last is None or time.monotonic() - last >= self.refetch_seconds
             if key is None and stale:
                 await self.refresh()
+                # Set after success only: while the keys cannot be loaded every request retries, and fails 503.
+                self._kid_miss_fetched_at = time.monotonic()
                 key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("the token was signed by an unknown key")

@@ -52,6 +52,8 @@ service_accounts = Table(
     Column("secret_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A deleted account's name may be reused; its client_id never is (migration 0002).
+    Index("uq_service_accounts_live_name", "name", unique=True, postgresql_where=text("status <> 'deleted'")),
 )
 
 account_secrets = Table(
