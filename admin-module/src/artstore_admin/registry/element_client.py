@@ -1,0 +1,136 @@
+"""HTTP calls from the admin to one storage element, with the admin's internal token."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from artstore_admin.registry.errors import (
+    ElementProblem,
+    ElementRefused,
+    ElementUnreachable,
+    NotAStorageElement,
+)
+
+TokenSource = Callable[[], Awaitable[str]]
+MODES = ("edit", "rw", "ro", "ar")
+
+
+@dataclass(frozen=True)
+class ElementInfo:
+    id: str
+    name: str
+    mode: str
+    priority: int | None
+    capacity_bytes: int | None
+    used_bytes: int | None
+    free_bytes: int | None
+    file_count: int | None
+    raw: dict[str, Any]
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_info(url: str, document: object) -> ElementInfo:
+    if not isinstance(document, dict):
+        raise NotAStorageElement(
+            f"{url}/api/v1/info did not answer a JSON object; is this a storage element?"
+        )
+    element_id, mode = document.get("id"), document.get("mode")
+    if not isinstance(element_id, str) or not element_id or mode not in MODES:
+        raise NotAStorageElement(
+            f"{url}/api/v1/info has no element id or no known mode; is this a storage element?"
+        )
+    capacity = document.get("capacity")
+    capacity = capacity if isinstance(capacity, dict) else {}
+    name = document.get("name")
+    return ElementInfo(
+        id=element_id,
+        name=name if isinstance(name, str) and name else element_id,
+        mode=str(mode),
+        priority=_int_or_none(document.get("priority")),
+        capacity_bytes=_int_or_none(capacity.get("total")),
+        used_bytes=_int_or_none(capacity.get("used")),
+        free_bytes=_int_or_none(capacity.get("free")),
+        file_count=_int_or_none(document.get("file_count")),
+        raw=document,
+    )
+
+
+class ElementClient:
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource, timeout_seconds: float) -> None:
+        self._http = http
+        self._token = token
+        self._timeout = timeout_seconds
+
+    async def _call(self, method: str, url: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {await self._token()}"}
+        try:
+            return await self._http.request(
+                method, f"{url}/api/v1{path}", json=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ElementUnreachable(f"cannot reach the storage element at {url}: {reason}") from exc
+
+    async def info(self, url: str) -> ElementInfo:
+        response = await self._call("GET", url, "/info", None)
+        if response.status_code in (401, 403):
+            raise ElementRefused(
+                f"the storage element at {url} refused the admin's token ({response.status_code}); "
+                "check that its ARTSTORE_SE_JWKS_URL points at this admin's /.well-known/jwks.json"
+            )
+        if response.status_code != 200:
+            raise NotAStorageElement(
+                f"{url}/api/v1/info answered {response.status_code}; is this a storage element, and is it ready?"
+            )
+        try:
+            document = response.json()
+        except ValueError as exc:
+            raise NotAStorageElement(
+                f"{url}/api/v1/info did not answer JSON; is this a storage element?"
+            ) from exc
+        return parse_info(url, document)
+
+    async def change_mode(self, url: str, target_mode: str) -> dict[str, Any]:
+        response = await self._call("POST", url, "/mode", {"target_mode": target_mode})
+        if response.status_code == 200:
+            answer: dict[str, Any] = response.json()
+            return answer
+        if response.status_code >= 500:
+            raise ElementUnreachable(
+                f"the storage element at {url} failed the mode change ({response.status_code})"
+            )
+        raise _problem_from(url, response)
+
+
+def _problem_from(url: str, response: httpx.Response) -> ElementProblem:
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    status = response.status_code
+    if status in (401, 403):
+        # The caller was allowed by the admin; the element refusing the admin's own token is upstream trouble.
+        return ElementProblem(
+            502,
+            "SE_REFUSED",
+            "Storage element refused the admin",
+            f"the storage element at {url} refused the admin's token ({status})",
+            {},
+        )
+    extra = {k: v for k, v in problem.items() if k in ("mode", "operation")}
+    return ElementProblem(
+        status,
+        str(problem.get("code") or f"HTTP_{status}"),
+        str(problem.get("title") or "Refused by the storage element"),
+        str(problem.get("detail") or f"the storage element at {url} answered {status}"),
+        extra,
+    )
