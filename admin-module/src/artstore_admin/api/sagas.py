@@ -1,7 +1,108 @@
-"""Routes: sagas."""
+"""Routes: sagas (DESIGN section 4). Callers are the ingesters' system accounts (`internal`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import uuid
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from artstore_admin.sagas.service import NewSaga, SagaService
+from artstore_common.auth import Principal, authenticate, require_permission
+from artstore_common.errors import InsufficientScope
+
+router = APIRouter(prefix="/sagas", tags=["sagas"])
+_MAX_PAYLOAD_BYTES = 16 * 1024
+
+
+class SagaStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["upload", "delete"]
+    file_id: uuid.UUID
+    storage_element_id: str = Field(min_length=1, max_length=128)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("payload")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > _MAX_PAYLOAD_BYTES:
+            raise ValueError(f"the payload is limited to {_MAX_PAYLOAD_BYTES} bytes of JSON")
+        return value
+
+
+class SagaCompletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The element's attr.json as its PUT answered; required for uploads, unused for deletes.
+    attributes: dict[str, Any] | None = None
+
+
+class SagaFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(min_length=1, max_length=4000)
+
+
+def _sagas(request: Request) -> SagaService:
+    service: SagaService = request.app.state.sagas
+    return service
+
+
+async def _reader(request: Request) -> Principal:
+    """Services that run sagas read them; so do people who read the audit trail."""
+    principal = await authenticate(request)
+    if not (principal.has("internal") or principal.has("audit:read")):
+        raise InsufficientScope("audit:read")
+    return principal
+
+
+Internal = Annotated[Principal, Depends(require_permission("internal"))]
+Sagas = Annotated[SagaService, Depends(_sagas)]
+
+
+@router.post("", status_code=201)
+async def start_saga(
+    body: SagaStart,
+    response: Response,
+    sagas: Sagas,
+    principal: Internal,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> dict[str, Any]:
+    new = NewSaga(
+        type=body.type,
+        file_id=body.file_id,
+        storage_element_id=body.storage_element_id,
+        idempotency_key=body.idempotency_key or idempotency_key,
+        payload=body.payload,
+    )
+    saga, created = await sagas.start(new, principal.sub)
+    if created:
+        response.headers["Location"] = f"/api/v1/sagas/{saga['id']}"
+    else:
+        response.status_code = 200
+    return saga
+
+
+@router.get("/{saga_id}")
+async def get_saga(
+    saga_id: uuid.UUID, sagas: Sagas, _: Annotated[Principal, Depends(_reader)]
+) -> dict[str, Any]:
+    return await sagas.get(saga_id)
+
+
+@router.post("/{saga_id}/complete")
+async def complete_saga(
+    saga_id: uuid.UUID, sagas: Sagas, principal: Internal, body: SagaCompletion | None = None
+) -> dict[str, Any]:
+    return await sagas.complete(saga_id, body.attributes if body else None, principal.sub)
+
+
+@router.post("/{saga_id}/fail")
+async def fail_saga(
+    saga_id: uuid.UUID, body: SagaFailure, sagas: Sagas, principal: Internal
+) -> dict[str, Any]:
+    return await sagas.fail(saga_id, body.error, principal.sub)

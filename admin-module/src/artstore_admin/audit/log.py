@@ -116,7 +116,13 @@ class AuditLog:
                 row = dict(record)
                 checked += 1
                 if row["id"] != expected_id:
-                    return checked, BrokenLink(expected_id, f"record {expected_id} is missing")
+                    # The first record that no longer links up is the one after the gap.
+                    reason = (
+                        f"record {expected_id} before it is missing"
+                        if row["id"] == expected_id + 1
+                        else f"records {expected_id} to {row['id'] - 1} before it are missing"
+                    )
+                    return checked, BrokenLink(row["id"], reason)
                 if row["prev_hash"] != expected_prev:
                     return checked, BrokenLink(row["id"], "its prev_hash does not match the record before it")
                 digest = hashlib.sha256(_canonical(row)).hexdigest()

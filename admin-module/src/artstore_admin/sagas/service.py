@@ -1,0 +1,343 @@
+"""Saga transitions: start, complete (catalog row in the same transaction), fail and compensate.
+
+States: started -> completed, or started -> compensating -> compensated | failed. `failed` means the undo
+could not be done (the element refused or is no longer registered) and needs an operator. Every
+transition locks the saga row and checks the state it found, so a repeated or concurrent call settles on
+the same final state and records nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from artstore_admin.context import AdminContext
+from artstore_admin.sagas import store
+from artstore_admin.sagas.catalog import catalog_values, parse_attributes
+from artstore_admin.sagas.elements import ElementClient, ElementRefused, ElementUnreachable
+from artstore_admin.sagas.metrics import SAGA_OUTCOMES
+from artstore_common.errors import Conflict, NotFound, ValidationFailed
+from artstore_common.redis import key
+
+_log = logging.getLogger("artstore.admin.sagas")
+_PUBLISH_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class NewSaga:
+    type: str
+    file_id: uuid.UUID
+    storage_element_id: str
+    idempotency_key: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    status: str  # compensated | failed | completed (a delete that had happened) | compensating (retry)
+    step: str
+    details: dict[str, Any]
+
+
+class SagaService:
+    def __init__(self, ctx: AdminContext, elements: ElementClient) -> None:
+        self._ctx = ctx
+        self._engine = ctx.engine
+        self._elements = elements
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def get(self, saga_id: uuid.UUID) -> dict[str, Any]:
+        async with self._engine.connect() as connection:
+            saga = await store.get(connection, saga_id)
+            if saga is None:
+                raise NotFound(f"no saga {saga_id}")
+            return _describe(saga, await store.steps(connection, saga_id))
+
+    # -- start ---------------------------------------------------------------------------------------
+
+    async def start(self, new: NewSaga, actor: str) -> tuple[dict[str, Any], bool]:
+        """Start a saga; with a known idempotency key, return that saga instead (created=False)."""
+        created = False
+        async with self._engine.begin() as connection:
+            saga_id = await self._by_key(connection, new)
+            if saga_id is None:
+                await self._check_startable(connection, new)
+                saga_id = uuid.uuid4()
+                created = await store.insert_saga(
+                    connection,
+                    {
+                        "id": saga_id,
+                        "type": new.type,
+                        "status": "started",
+                        "file_id": new.file_id,
+                        "storage_element_id": new.storage_element_id,
+                        "idempotency_key": new.idempotency_key,
+                        "payload": new.payload,
+                        "created_by": actor,
+                    },
+                )
+                if created:
+                    await store.add_step(connection, saga_id, "started", "done", {"by": actor})
+                else:
+                    # Another request with the same key won the race; answer with its saga.
+                    saga_id = await self._by_key(connection, new)
+                    assert saga_id is not None
+        return await self.get(saga_id), created
+
+    async def _by_key(self, connection: AsyncConnection, new: NewSaga) -> uuid.UUID | None:
+        if new.idempotency_key is None:
+            return None
+        existing = await store.by_idempotency_key(connection, new.idempotency_key)
+        if existing is None:
+            return None
+        _same_request(existing, new)
+        return uuid.UUID(str(existing["id"]))
+
+    async def _check_startable(self, connection: AsyncConnection, new: NewSaga) -> None:
+        if await store.element_url(connection, new.storage_element_id) is None:
+            raise ValidationFailed(
+                f"storage element '{new.storage_element_id}' is not registered; "
+                "register it with POST /api/v1/storage-elements first"
+            )
+        if new.type == "delete":
+            row = await store.catalog_row(connection, new.file_id)
+            if row is None:
+                raise NotFound(f"file {new.file_id} is not in the catalog")
+            if row["storage_element_id"] != new.storage_element_id:
+                raise Conflict(
+                    f"file {new.file_id} is stored on '{row['storage_element_id']}', "
+                    f"not on '{new.storage_element_id}'"
+                )
+
+    # -- complete ------------------------------------------------------------------------------------
+
+    async def complete(
+        self, saga_id: uuid.UUID, attributes: dict[str, Any] | None, actor: str
+    ) -> dict[str, Any]:
+        async with self._engine.begin() as connection:
+            saga = _ours(await store.get(connection, saga_id, lock=True), saga_id)
+            if saga["status"] == "completed":
+                return await self._described(connection, saga_id)
+            if saga["status"] != "started":
+                raise Conflict(
+                    f"saga {saga_id} was {saga['status']} ({saga['error'] or 'no reason recorded'}); "
+                    "what it wrote was undone, so it cannot complete: start a new saga and upload again"
+                )
+            if saga["type"] == "upload":
+                event = await self._catalog_upload(connection, saga, attributes, actor)
+            else:
+                event = await self._catalog_delete(connection, saga, actor)
+            await store.add_step(connection, saga_id, "completed", "done", {"by": actor})
+            await store.set_status(connection, saga_id, "completed")
+            described = await self._described(connection, saga_id)
+        SAGA_OUTCOMES.labels(saga["type"], "completed").inc()
+        await self._publish(event)
+        return described
+
+    async def _catalog_upload(
+        self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
+    ) -> dict[str, Any]:
+        if document is None:
+            raise ValidationFailed("completing an upload saga needs the element's attributes")
+        attrs = parse_attributes(document)
+        if attrs.file_id != saga["file_id"]:
+            raise ValidationFailed(
+                f"the attributes describe file {attrs.file_id}, the saga {saga['file_id']}"
+            )
+        if attrs.storage_element_id != saga["storage_element_id"]:
+            raise ValidationFailed(
+                f"the attributes come from element '{attrs.storage_element_id}', "
+                f"the saga chose '{saga['storage_element_id']}'"
+            )
+        if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
+            raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
+        if not await store.insert_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
+            raise Conflict(f"file {attrs.file_id} is already in the catalog; files are written once")
+        await self._ctx.audit.record(
+            "file.uploaded",
+            actor=attrs.created_by or saga["created_by"],
+            subject=str(attrs.file_id),
+            details={
+                "saga_id": str(saga["id"]),
+                "storage_element_id": attrs.storage_element_id,
+                "original_filename": attrs.original_filename,
+                "size_bytes": attrs.size_bytes,
+                "sha256": attrs.sha256,
+                "via": actor,
+            },
+            connection=connection,
+        )
+        return _event("created", saga, attributes=document)
+
+    async def _catalog_delete(self, connection: AsyncConnection, saga: store.Row, by: str) -> dict[str, Any]:
+        await store.remove_catalog_row(connection, saga["file_id"])
+        await self._ctx.audit.record(
+            "file.deleted",
+            actor=saga["payload"].get("requested_by") or saga["created_by"],
+            subject=str(saga["file_id"]),
+            details={"saga_id": str(saga["id"]), "storage_element_id": saga["storage_element_id"], "via": by},
+            connection=connection,
+        )
+        return _event("deleted", saga)
+
+    # -- fail and compensate -------------------------------------------------------------------------
+
+    async def fail(self, saga_id: uuid.UUID, error: str, actor: str) -> dict[str, Any]:
+        return await self.compensate(saga_id, reason=error, step="failure_reported", by=actor)
+
+    async def compensate(self, saga_id: uuid.UUID, *, reason: str, step: str, by: str) -> dict[str, Any]:
+        """Undo the saga in reverse order: catalog row first, then what the element stored."""
+        async with self._engine.begin() as connection:
+            saga = _ours(await store.get(connection, saga_id, lock=True), saga_id)
+            if saga["status"] == "completed":
+                raise Conflict(
+                    f"saga {saga_id} already completed; it can no longer be compensated "
+                    "(delete the file to undo an upload)"
+                )
+            if saga["status"] in ("compensated", "failed"):
+                return await self._described(connection, saga_id)
+            if saga["status"] == "started":
+                await store.set_status(connection, saga_id, "compensating", error=reason)
+                await store.add_step(connection, saga_id, step, "done", {"error": reason, "by": by})
+            if saga["type"] == "upload":
+                await store.remove_catalog_row(connection, saga["file_id"], saga_id=saga_id)
+            url = await store.element_url(connection, saga["storage_element_id"])
+        settlement = await self._undo_on_element(saga, url)
+        return await self._settle(saga_id, settlement, by)
+
+    async def _undo_on_element(self, saga: store.Row, url: str | None) -> _Settlement:
+        if url is None:
+            error = f"storage element '{saga['storage_element_id']}' is no longer registered; nothing undone"
+            return _Settlement("failed", "element_unknown", {"error": error})
+        try:
+            if saga["type"] == "upload":
+                removed = await self._elements.compensate(url, saga["id"])
+                return _Settlement("compensated", "element_compensated", {"removed_files": removed})
+            # A delete cannot be undone: if the element already removed the file, finish the saga instead.
+            if await self._elements.has_file(url, saga["file_id"]):
+                return _Settlement("compensated", "file_kept", {})
+            return _Settlement("completed", "delete_rolled_forward", {})
+        except ElementRefused as exc:
+            return _Settlement("failed", "element_refused", {"error": str(exc)})
+        except ElementUnreachable as exc:
+            _log.warning("saga %s: compensation deferred: %s", saga["id"], exc)
+            return _Settlement("compensating", "element_unreachable", {"error": str(exc)})
+
+    async def _settle(self, saga_id: uuid.UUID, settlement: _Settlement, by: str) -> dict[str, Any]:
+        event = None
+        async with self._engine.begin() as connection:
+            saga = await store.get(connection, saga_id, lock=True)
+            assert saga is not None
+            if saga["status"] != "compensating":
+                # A concurrent call settled it first.
+                return await self._described(connection, saga_id)
+            outcome = "done" if settlement.status != "compensating" else "retry"
+            await store.add_step(connection, saga_id, settlement.step, outcome, settlement.details)
+            if settlement.status == "completed":
+                event = await self._catalog_delete(connection, saga, by)
+            elif settlement.status != "compensating":
+                await self._ctx.audit.record(
+                    "saga.compensated" if settlement.status == "compensated" else "saga.compensation_failed",
+                    outcome="success" if settlement.status == "compensated" else "failure",
+                    actor=by,
+                    subject=str(saga["file_id"]),
+                    details={
+                        "saga_id": str(saga_id),
+                        "type": saga["type"],
+                        "storage_element_id": saga["storage_element_id"],
+                        "reason": saga["error"],
+                        **settlement.details,
+                    },
+                    connection=connection,
+                )
+            # For `compensating` this only renews updated_at, which spaces out the recovery loop's retries.
+            await store.set_status(connection, saga_id, settlement.status)
+            described = await self._described(connection, saga_id)
+        if settlement.status != "compensating":
+            SAGA_OUTCOMES.labels(saga["type"], settlement.status).inc()
+        await self._publish(event)
+        return described
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _described(self, connection: AsyncConnection, saga_id: uuid.UUID) -> dict[str, Any]:
+        saga = await store.get(connection, saga_id)
+        assert saga is not None
+        return _describe(saga, await store.steps(connection, saga_id))
+
+    async def _publish(self, event: dict[str, Any] | None) -> None:
+        """Tell the query modules the catalog changed. Best effort: their cache TTLs heal a lost event."""
+        redis = self._ctx.redis
+        if event is None or redis is None:
+            return
+        channel = key(self._ctx.settings.redis_namespace, "catalog", "events")
+        try:
+            await asyncio.wait_for(redis.publish(channel, json.dumps(event)), _PUBLISH_TIMEOUT_SECONDS)
+        except (RedisError, OSError, TimeoutError) as exc:
+            _log.warning("catalog event for %s not published: %s", event["file_id"], exc)
+
+
+def _ours(saga: store.Row | None, saga_id: uuid.UUID) -> store.Row:
+    if saga is None:
+        raise NotFound(f"no saga {saga_id}")
+    if saga["type"] not in store.SAGA_TYPES:
+        raise Conflict(f"saga {saga_id} is a {saga['type']} saga; the registry drives it, not this endpoint")
+    return saga
+
+
+def _same_request(existing: store.Row, new: NewSaga) -> None:
+    if (existing["type"], existing["file_id"], existing["storage_element_id"]) != (
+        new.type,
+        new.file_id,
+        new.storage_element_id,
+    ):
+        raise Conflict(
+            f"idempotency key '{new.idempotency_key}' was already used for saga {existing['id']} "
+            f"({existing['type']} of {existing['file_id']} on '{existing['storage_element_id']}'); "
+            "use a new key for a different request"
+        )
+
+
+def _event(kind: str, saga: store.Row, *, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event": kind,
+        "file_id": str(saga["file_id"]),
+        "storage_element_id": saga["storage_element_id"],
+        "saga_id": str(saga["id"]),
+    }
+    if attributes is not None:
+        event["attributes"] = attributes
+    return event
+
+
+def _describe(saga: store.Row, steps: list[store.Row]) -> dict[str, Any]:
+    return {
+        "id": str(saga["id"]),
+        "type": saga["type"],
+        "status": saga["status"],
+        "file_id": None if saga["file_id"] is None else str(saga["file_id"]),
+        "storage_element_id": saga["storage_element_id"],
+        "idempotency_key": saga["idempotency_key"],
+        "payload": saga["payload"],
+        "error": saga["error"],
+        "created_by": saga["created_by"],
+        "created_at": saga["created_at"].isoformat(),
+        "updated_at": saga["updated_at"].isoformat(),
+        "steps": [
+            {
+                "step": step["step"],
+                "status": step["status"],
+                "details": step["details"],
+                "at": step["created_at"].isoformat(),
+            }
+            for step in steps
+        ],
+    }

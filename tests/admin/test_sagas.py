@@ -1,0 +1,331 @@
+"""Sagas against a real admin and a real storage element that trusts it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.support.files import put
+from tests.support.infra import Infra, query
+from tests.support.processes import AdminModule, StorageElement
+
+
+def _api(admin: AdminModule, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=admin.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _system_token(admin: AdminModule) -> str:
+    """A token of a system account: what an ingester holds (`internal` among its permissions)."""
+    with _api(admin, admin.token()) as api:
+        created = api.post(
+            "/service-accounts",
+            json={"name": f"ingester-{uuid.uuid4().hex[:6]}", "role": "USER", "is_system": True},
+        )
+    assert created.status_code == 201, created.text
+    return admin.token(created.json()["client_id"], created.json()["client_secret"])
+
+
+def _register(admin: AdminModule, se: StorageElement) -> None:
+    with _api(admin, admin.token()) as api:
+        response = api.post("/storage-elements", json={"url": se.url})
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == se.element_id
+
+
+def _catalog(admin: AdminModule, file_id: str) -> list[Any]:
+    return query(
+        admin.database_url, f'SELECT * FROM "{admin.schema}".files WHERE file_id = $1', uuid.UUID(file_id)
+    )
+
+
+def _audit_records(admin: AdminModule, action: str, subject: str) -> list[dict[str, Any]]:
+    with _api(admin, admin.token()) as api:
+        response = api.get("/audit", params={"action": action, "limit": 1000})
+    assert response.status_code == 200, response.text
+    return [r for r in response.json()["items"] if r["subject"] == subject]
+
+
+def _poll(probe: Callable[[], Any], *, deadline_seconds: float = 30) -> Any:
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+class Cluster:
+    def __init__(self, admin: AdminModule, se: StorageElement) -> None:
+        self.admin = admin
+        self.se = se
+        self.token = _system_token(admin)
+        self.api = _api(admin, self.token)
+        self.se_client = httpx.Client(
+            base_url=se.url + "/api/v1", headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    def start(self, file_id: str, *, kind: str = "upload", key: str | None = None) -> httpx.Response:
+        body: dict[str, Any] = {"type": kind, "file_id": file_id, "storage_element_id": self.se.element_id}
+        if key is not None:
+            body["idempotency_key"] = key
+        return self.api.post("/sagas", json=body)
+
+    def upload(self, saga_id: str, file_id: str, content: bytes = b"saga bytes") -> dict[str, Any]:
+        response = put(
+            self.se_client,
+            content,
+            file_id=uuid.UUID(file_id),
+            filename="contract.pdf",
+            attributes={"description": "signed", "tags": ["legal"], "metadata": {"party": "acme"}},
+            headers={"X-Saga-Id": saga_id, "Content-Type": "application/pdf"},
+        )
+        assert response.status_code == 201, response.text
+        attributes: dict[str, Any] = response.json()
+        return attributes
+
+    def close(self) -> None:
+        self.api.close()
+        self.se_client.close()
+
+    def saga(self, saga_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/sagas/{saga_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+ClusterFactory = Callable[..., Cluster]
+
+
+@pytest.fixture
+def make_cluster(
+    make_admin: Callable[..., AdminModule], make_se: Callable[..., StorageElement]
+) -> Iterator[ClusterFactory]:
+    """An admin (with the given settings) and an `edit` element registered with it and trusting it."""
+    made: list[Cluster] = []
+
+    def make(**admin_settings: Any) -> Cluster:
+        admin = make_admin(**admin_settings)
+        se = make_se("edit", jwks_url=admin.jwks_url)
+        _register(admin, se)
+        made.append(Cluster(admin, se))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def cluster(make_cluster: ClusterFactory) -> Cluster:
+    return make_cluster()
+
+
+def test_a_saga_left_started_is_compensated_by_the_recovery_loop(make_cluster: ClusterFactory):
+    cluster = make_cluster(saga_timeout_seconds=2, saga_recovery_seconds=0.5)
+    admin = cluster.admin
+    file_id = str(uuid.uuid4())
+    started = cluster.start(file_id)
+    assert started.status_code == 201, started.text
+    saga_id = started.json()["id"]
+    assert started.json()["status"] == "started"
+    cluster.upload(saga_id, file_id)
+    assert cluster.se_client.get(f"/files/{file_id}").status_code == 200
+
+    # The ingester "crashed": nobody completes the saga.
+    final = _poll(lambda: (s := cluster.saga(saga_id))["status"] in ("compensated", "failed") and s)
+    assert final, f"saga still {cluster.saga(saga_id)['status']} after the deadline"
+    assert final["status"] == "compensated"
+    assert "not completed within" in final["error"]
+    steps = {step["step"]: step for step in final["steps"]}
+    assert steps["element_compensated"]["details"]["removed_files"] == [file_id]
+    assert cluster.se_client.get(f"/files/{file_id}").status_code == 404
+    assert _catalog(admin, file_id) == []
+    assert len(_audit_records(admin, "saga.compensated", file_id)) == 1
+    metrics = httpx.get(admin.url + "/metrics", timeout=10).text
+    assert 'artstore_saga_outcomes_total{outcome="compensated",type="upload"} 1.0' in metrics
+    assert 'artstore_saga_outcomes_total{outcome="timed_out",type="upload"} 1.0' in metrics
+
+
+def test_complete_catalogs_the_file_once_and_publishes_an_event(cluster: Cluster, infra: Infra):
+    file_id = str(uuid.uuid4())
+    saga_id = cluster.start(file_id).json()["id"]
+    attributes = cluster.upload(saga_id, file_id)
+    events = redis.Redis.from_url(infra.redis_url).pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{infra.redis_namespace}:catalog:events")
+    try:
+        first = cluster.api.post(f"/sagas/{saga_id}/complete", json={"attributes": attributes})
+        again = cluster.api.post(f"/sagas/{saga_id}/complete", json={"attributes": attributes})
+        message = _poll(lambda: events.get_message(timeout=0.5), deadline_seconds=10)
+    finally:
+        events.close()
+
+    assert first.status_code == 200, first.text
+    assert again.status_code == 200, again.text
+    assert first.json()["status"] == again.json()["status"] == "completed"
+    rows = _catalog(cluster.admin, file_id)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["storage_element_id"] == cluster.se.element_id
+    assert row["original_filename"] == "contract.pdf"
+    assert row["content_type"] == "application/pdf"
+    assert row["size_bytes"] == len(b"saga bytes")
+    assert row["sha256"] == attributes["sha256"]
+    assert json.loads(row["tags"]) == ["legal"]
+    assert json.loads(row["metadata"]) == {"party": "acme"}
+    assert str(row["saga_id"]) == saga_id
+    assert json.loads(row["attributes"]) == attributes
+    assert len(_audit_records(cluster.admin, "file.uploaded", file_id)) == 1
+    assert message, "no catalog event was published"
+    event = json.loads(message["data"])
+    assert (event["event"], event["file_id"], event["saga_id"]) == ("created", file_id, saga_id)
+
+    refused = cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "too late"})
+    assert refused.status_code == 409
+    assert "already completed" in refused.json()["detail"]
+    assert cluster.se_client.get(f"/files/{file_id}").status_code == 200
+
+
+def test_fail_compensates_once_and_complete_afterwards_is_refused(cluster: Cluster):
+    file_id = str(uuid.uuid4())
+    saga_id = cluster.start(file_id).json()["id"]
+    attributes = cluster.upload(saga_id, file_id)
+
+    first = cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "client went away"})
+    again = cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "client went away"})
+
+    assert first.status_code == again.status_code == 200
+    assert first.json()["status"] == again.json()["status"] == "compensated"
+    assert first.json()["error"] == "client went away"
+    assert cluster.se_client.get(f"/files/{file_id}").status_code == 404
+    assert len(_audit_records(cluster.admin, "saga.compensated", file_id)) == 1
+    late = cluster.api.post(f"/sagas/{saga_id}/complete", json={"attributes": attributes})
+    assert late.status_code == 409
+    assert "start a new saga" in late.json()["detail"]
+    assert _catalog(cluster.admin, file_id) == []
+
+
+def test_an_idempotency_key_returns_the_same_saga(cluster: Cluster):
+    file_id = str(uuid.uuid4())
+    key = f"upload-{uuid.uuid4().hex}"
+    first = cluster.start(file_id, key=key)
+    again = cluster.start(file_id, key=key)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    reused = cluster.start(str(uuid.uuid4()), key=key)
+    assert reused.status_code == 409
+    assert "use a new key" in reused.json()["detail"]
+    count = query(
+        cluster.admin.database_url,
+        f'SELECT count(*) AS n FROM "{cluster.admin.schema}".sagas WHERE idempotency_key = $1',
+        key,
+    )
+    assert count[0]["n"] == 1
+
+
+def test_a_delete_saga_removes_the_catalog_row(cluster: Cluster):
+    file_id = str(uuid.uuid4())
+    upload_id = cluster.start(file_id).json()["id"]
+    attributes = cluster.upload(upload_id, file_id)
+    assert (
+        cluster.api.post(f"/sagas/{upload_id}/complete", json={"attributes": attributes}).status_code == 200
+    )
+
+    deletion = cluster.start(file_id, kind="delete")
+    assert deletion.status_code == 201, deletion.text
+    assert cluster.se_client.delete(f"/files/{file_id}").status_code == 200
+    done = cluster.api.post(f"/sagas/{deletion.json()['id']}/complete")
+
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    assert _catalog(cluster.admin, file_id) == []
+    assert len(_audit_records(cluster.admin, "file.deleted", file_id)) == 1
+
+
+def test_saga_endpoints_need_internal_and_refuse_junk(cluster: Cluster):
+    with _api(cluster.admin, cluster.admin.token()) as human:
+        _check_saga_permissions_and_input(cluster, human)
+
+
+def _check_saga_permissions_and_input(cluster: Cluster, human: httpx.Client) -> None:
+    body = {"type": "upload", "file_id": str(uuid.uuid4()), "storage_element_id": cluster.se.element_id}
+    assert human.post("/sagas", json=body).status_code == 403
+    saga_id = cluster.api.post("/sagas", json=body).json()["id"]
+    # An ADMIN reads sagas through audit:read, but cannot drive them.
+    assert human.get(f"/sagas/{saga_id}").status_code == 200
+    assert human.post(f"/sagas/{saga_id}/fail", json={"error": "x"}).status_code == 403
+
+    for junk in (
+        {**body, "type": "rename"},
+        {**body, "file_id": "not-a-uuid"},
+        {**body, "surprise": 1},
+        {"type": "upload"},
+    ):
+        response = cluster.api.post("/sagas", json=junk)
+        assert response.status_code == 422, (junk, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    unknown_element = cluster.api.post("/sagas", json={**body, "storage_element_id": "se-nowhere"})
+    assert unknown_element.status_code == 422
+    assert "not registered" in unknown_element.json()["detail"]
+    assert cluster.api.get(f"/sagas/{uuid.uuid4()}").status_code == 404
+    assert cluster.api.get("/sagas/not-a-uuid").status_code == 422
+    assert (
+        cluster.api.post(f"/sagas/{saga_id}/complete", json={"attributes": {"file_id": 5}}).status_code == 422
+    )
+    assert cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": ""}).status_code == 422
+
+
+def test_a_compensation_the_element_missed_is_finished_by_the_loop(make_cluster: ClusterFactory):
+    cluster = make_cluster(saga_recovery_seconds=0.5, se_timeout_seconds=1)
+    file_id = str(uuid.uuid4())
+    saga_id = cluster.start(file_id).json()["id"]
+    cluster.upload(saga_id, file_id)
+    cluster.se.stop()
+
+    pending = cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "ingester lost the element"})
+    assert pending.status_code == 200, pending.text
+    assert pending.json()["status"] == "compensating"
+    assert pending.json()["steps"][-1]["step"] == "element_unreachable"
+
+    cluster.se.start()
+    final = _poll(lambda: (s := cluster.saga(saga_id))["status"] != "compensating" and s)
+    assert final, "the loop never finished the compensation"
+    assert final["status"] == "compensated"
+    assert final["error"] == "ingester lost the element"
+    assert cluster.se_client.get(f"/files/{file_id}").status_code == 404
+
+
+def test_two_admins_recover_each_stale_saga_exactly_once(make_cluster: ClusterFactory, make_admin):
+    cluster = make_cluster(saga_timeout_seconds=2, saga_recovery_seconds=0.3)
+    make_admin(schema=cluster.admin.schema, saga_timeout_seconds=2, saga_recovery_seconds=0.3)
+    uploads = []
+    for _ in range(4):
+        file_id = str(uuid.uuid4())
+        saga_id = cluster.start(file_id).json()["id"]
+        cluster.upload(saga_id, file_id)
+        uploads.append((saga_id, file_id))
+
+    def all_settled() -> bool:
+        return all(cluster.saga(saga_id)["status"] == "compensated" for saga_id, _ in uploads)
+
+    assert _poll(all_settled), [cluster.saga(saga_id)["status"] for saga_id, _ in uploads]
+    for saga_id, file_id in uploads:
+        assert cluster.se_client.get(f"/files/{file_id}").status_code == 404
+        assert len(_audit_records(cluster.admin, "saga.compensated", file_id)) == 1
+        assert [s["step"] for s in cluster.saga(saga_id)["steps"]].count("timed_out") == 1
+    assert _verify_chain(cluster.admin)
+
+
+def _verify_chain(admin: AdminModule) -> bool:
+    with _api(admin, admin.token()) as api:
+        return bool(api.get("/audit/verify").json()["valid"])
