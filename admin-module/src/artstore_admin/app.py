@@ -22,6 +22,7 @@ from artstore_admin.repositories.migrate import upgrade_to_head
 from artstore_admin.sagas.component import component as sagas_component
 from artstore_admin.settings import AdminSettings
 from artstore_common.database import create_engine
+from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
 from artstore_common.service import build_app
 
@@ -61,6 +62,9 @@ def create_app(settings: AdminSettings) -> FastAPI:
         )
         app.state.ctx = ctx
         app.state.audit = ctx.audit
+        app.state.rate_limiter = RateLimiter(
+            redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
+        )
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for component in COMPONENTS:

@@ -95,6 +95,13 @@ class RangeNotSatisfiable(ArtStoreError):
         )
 
 
+class RateLimited(ArtStoreError):
+    status, code, title = 429, "RATE_LIMITED", "Too many requests"
+
+    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+        super().__init__(detail, headers=headers)
+
+
 class ValidationFailed(ArtStoreError):
     status, code, title = 422, "VALIDATION_ERROR", "Invalid input"
 

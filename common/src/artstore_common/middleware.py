@@ -54,6 +54,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(_rate_limit_headers(scope))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 bytes_out += len(message.get("body", b""))
@@ -77,3 +78,12 @@ class RequestContextMiddleware:
                     status,
                     extra={"status": status, "duration_ms": round(elapsed * 1000, 2), "route": route},
                 )
+
+
+def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """What the rate limiter left on request.state for a request it let through."""
+    state = scope.get("state")
+    found = state.get("rate_limit_headers") if isinstance(state, dict) else None
+    if not isinstance(found, dict):
+        return []
+    return [(name.lower().encode(), value.encode()) for name, value in found.items()]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from artstore_common.auth import JwksVerifier
 from artstore_common.database import create_engine
 from artstore_common.errors import ServiceUnavailable
+from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
 from artstore_common.service import build_app
 from artstore_storage.api import element as element_api
@@ -129,6 +130,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
         app.state.element = element
         app.state.reconciler = Reconciler(layout, files)
         app.state.verifier = verifier
+        app.state.rate_limiter = RateLimiter(
+            redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
+        )
 
         async def postgres_ready() -> None:
             async with engine.connect() as connection:
