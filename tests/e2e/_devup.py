@@ -35,7 +35,7 @@ def _port_is_free(port: int) -> bool:
 
 
 def free_base_port() -> int:
-    """A base port N with N..N+11 free, so the admin stand-in and both elements can bind."""
+    """A base port N with N..N+11 free, so the admin and both elements can bind."""
     for _ in range(200):
         base = random.randrange(20000, 60000, 20)
         if all(_port_is_free(base + offset) for offset in range(12)):

@@ -44,10 +44,18 @@ def test_elements_answer_info_in_their_modes(cluster: DevUp) -> None:
         assert "delete" not in client.get("/info").json()["allowed_operations"]
 
 
+def test_elements_are_registered_with_the_admin(cluster: DevUp) -> None:
+    with cluster.client(cluster.ready["admin_url"]) as client:
+        listed = client.get("/storage-elements")
+    assert listed.status_code == 200, listed.text
+    registered = {(item["id"], item["url"], item["mode"]) for item in listed.json()["items"]}
+    assert registered == {(se["id"], se["url"], se["mode"]) for se in cluster.ready["storage_elements"]}
+
+
 def test_secrets_are_private_files(cluster: DevUp) -> None:
     credentials = cluster.data_dir / "credentials.json"
     assert json.loads(credentials.read_text())["client_secret"] == cluster.ready["client_secret"]
-    for secret in (credentials, *(cluster.data_dir / "admin-standin").iterdir()):
+    for secret in (credentials, *(cluster.data_dir / "admin").iterdir()):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
@@ -212,8 +220,8 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
 def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> None:
     first = dev_up(embedded=True)
     first.start()
-    orphans = first.children()  # the storage elements and the embedded Redis
-    assert len(orphans) == 3
+    orphans = first.children()  # the admin, the storage elements and the embedded Redis
+    assert len(orphans) == 4
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     second = DevUp(first.data_dir, first.base_port, first.env, name="after-kill")

@@ -45,9 +45,8 @@ def dev_up(
 ) -> None:
     """Run the cluster on this machine until Ctrl-C or SIGTERM.
 
-    PostgreSQL and Redis are embedded unless ARTSTORE_DATABASE_URL / ARTSTORE_REDIS_URL are set; the admin's
-    place is taken by a dev stand-in token issuer until the admin module exists; two storage elements run
-    in modes edit and rw.
+    PostgreSQL and Redis are embedded unless ARTSTORE_DATABASE_URL / ARTSTORE_REDIS_URL are set; the admin
+    module runs at the base port, two storage elements in modes edit and rw, registered with the admin.
     """
     # Imported here so that the client commands do not pay for loading the servers.
     from artstore_client.dev.cluster import DevOptions

@@ -1,8 +1,9 @@
 """Processes a previous `dev up` on the same data directory left behind when it was killed (kill -9).
 
 Only a clean shutdown stops the children; after a kill they keep running, holding ports and files. They
-are recognised by what ties them to this data directory, never by name alone: a storage element by its
-ARTSTORE_SE_DATA_DIR, the embedded Redis by its working directory. (The embedded PostgreSQL is found by
+are recognised by what ties them to this data directory, never by name alone: the admin and the storage
+elements by the data directory dev up put in their environment (a storage element also by its
+ARTSTORE_SE_DATA_DIR), the embedded Redis by its working directory. (The embedded PostgreSQL is found by
 its postmaster.pid; see infra.)
 """
 
@@ -13,13 +14,19 @@ from pathlib import Path
 
 import psutil
 
+from artstore_client.dev.admin import DATA_DIR_MARKER
+
 _log = logging.getLogger("artstore.dev")
 
 
 def _leftover_of(process: psutil.Process, root: Path, redis_dir: Path) -> str | None:
     """What the process is, if it belongs to this data directory; None otherwise."""
     try:
-        data_dir = process.environ().get("ARTSTORE_SE_DATA_DIR")
+        environ = process.environ()
+        marker = environ.get(DATA_DIR_MARKER)
+        if marker is not None and "ARTSTORE_ADMIN_PORT" in environ:
+            return "admin" if Path(marker).resolve() == root else None
+        data_dir = environ.get("ARTSTORE_SE_DATA_DIR")
         if data_dir is not None:
             path = Path(data_dir).resolve()
             return f"storage element {path.name}" if path.is_relative_to(root) else None

@@ -1,4 +1,4 @@
-"""The dev cluster: infrastructure, the admin stand-in, the storage elements, and their shutdown order."""
+"""The dev cluster: infrastructure, the admin, the storage elements, and their shutdown order."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -15,16 +16,23 @@ from typing import Any
 
 import httpx
 
-from artstore_client.credentials import write_credentials
-from artstore_client.dev._http_server import InProcessServer, bind
+from artstore_client.credentials import Credentials, write_credentials
 from artstore_client.dev._leftovers import stop_leftovers
 from artstore_client.dev._lock import DataDirLock
-from artstore_client.dev.admin_standin.app import TOKEN_PATH, create_standin_app
-from artstore_client.dev.admin_standin.identity import Identity
+from artstore_client.dev.admin import (
+    ADMIN_PACKAGE,
+    DATA_DIR_MARKER,
+    AdminSecrets,
+    AdminSecretsUnreadable,
+    admin_command,
+    admin_environment,
+)
 from artstore_client.dev.infra import Infrastructure, start_infrastructure
 from artstore_client.dev.layout import DevLayout, StorageElementSpec
+from artstore_client.dev.registration import RegistrationFailed, register_elements
 from artstore_client.dev.supervisor import ChildFailed, ManagedProcess
 from artstore_client.settings import DevSettings
+from artstore_client.token import TOKEN_PATH, TokenRequestFailed, fetch_token
 
 _log = logging.getLogger("artstore.dev")
 STORAGE_ELEMENT_PACKAGE = "artstore_storage"
@@ -41,10 +49,13 @@ class DevOptions:
 
 
 def _port_is_free(port: int) -> bool:
-    try:
-        bind(port).close()
-    except OSError:
-        return False
+    with socket.socket() as probe:
+        # As a server binds: a port in TIME_WAIT from our own previous run is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
     return True
 
 
@@ -52,19 +63,19 @@ class DevCluster:
     def __init__(self, options: DevOptions, settings: DevSettings) -> None:
         self.layout = DevLayout(options.data_dir.resolve(), options.base_port)
         self.settings = settings
-        self.identity: Identity | None = None
+        self.admin_secrets: AdminSecrets | None = None
         self.infra: Infrastructure | None = None
+        self.admin: ManagedProcess | None = None
         self.elements: list[tuple[StorageElementSpec, ManagedProcess]] = []
         self._lock = DataDirLock(self.layout.lock_file)
-        self._standin: InProcessServer | None = None
 
     async def start(self, stop: asyncio.Event) -> dict[str, Any] | None:
         """Start everything and return the ready document; None when `stop` was set meanwhile."""
-        if importlib.util.find_spec(STORAGE_ELEMENT_PACKAGE) is None:
-            raise StartupFailed(
-                f"the storage element package ({STORAGE_ELEMENT_PACKAGE}) is not installed: run `make install`"
-                " or `pip install -e storage-element` in the ArtStore checkout"
-            )
+        for package in (ADMIN_PACKAGE, STORAGE_ELEMENT_PACKAGE):
+            if importlib.util.find_spec(package) is None:
+                raise StartupFailed(
+                    f"the {package} package is not installed: run `make install` in the ArtStore checkout"
+                )
         self.layout.create()
         self._lock.acquire()
         await asyncio.to_thread(stop_leftovers, self.layout.root, self.layout.redis)
@@ -74,14 +85,21 @@ class DevCluster:
                 f"port(s) {', '.join(map(str, busy))} are in use; stop what listens there or choose "
                 "another --base-port"
             )
-        self.identity = await asyncio.to_thread(Identity.load_or_create, self.layout.admin_standin)
+        try:
+            self.admin_secrets = await asyncio.to_thread(
+                AdminSecrets.load_or_create, self.layout.admin_secrets
+            )
+        except AdminSecretsUnreadable as exc:
+            raise StartupFailed(str(exc)) from None
         self.infra = await start_infrastructure(self.settings, self.layout)
         if stop.is_set():
             return None
-        self._standin = InProcessServer(
-            create_standin_app(self.identity, self.layout.admin_url), bind(self.layout.admin_port)
-        )
-        await self._standin.start()
+        # The admin first: the elements load its signing keys when they start.
+        self.admin = self._admin(self.infra, self.admin_secrets)
+        await self.admin.start()
+        if not await _unless_stopped(_all_ready([self.admin]), stop):
+            return None
+        self.admin.supervise()
         self.elements = [
             (spec, self._storage_element(spec, self.infra)) for spec in self.layout.storage_elements
         ]
@@ -91,9 +109,30 @@ class DevCluster:
             return None
         for _, process in self.elements:
             process.supervise()
-        document = await self._ready_document()
+        try:
+            document = await self._register_and_describe()
+        except (TokenRequestFailed, RegistrationFailed, httpx.HTTPError) as exc:
+            raise StartupFailed(f"{exc} (logs: {self.layout.logs})") from None
         await asyncio.to_thread(write_credentials, self.layout.root, document)
         return document
+
+    def _admin(self, infra: Infrastructure, admin_secrets: AdminSecrets) -> ManagedProcess:
+        env = admin_environment(
+            root=self.layout.root,
+            port=self.layout.admin_port,
+            url=self.layout.admin_url,
+            database_url=infra.database_url,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            admin_secrets=admin_secrets,
+        )
+        return ManagedProcess(
+            "admin",
+            admin_command(),
+            env,
+            self.layout.logs / "admin.log",
+            self.layout.admin_url + "/health/ready",
+        )
 
     def _storage_element(self, spec: StorageElementSpec, infra: Infrastructure) -> ManagedProcess:
         # dev up alone configures its elements: ARTSTORE_SE_* from the shell (say, a schema name) would
@@ -110,6 +149,7 @@ class DevCluster:
                 "ARTSTORE_SE_REDIS_URL": infra.redis_url,
                 "ARTSTORE_SE_REDIS_NAMESPACE": infra.redis_namespace,
                 "ARTSTORE_SE_JWKS_URL": self.layout.admin_url + "/.well-known/jwks.json",
+                DATA_DIR_MARKER: str(self.layout.root),
             }
         )
         return ManagedProcess(
@@ -120,39 +160,46 @@ class DevCluster:
             spec.url + "/health/ready",
         )
 
-    async def _ready_document(self) -> dict[str, Any]:
-        assert self.identity is not None
+    async def _register_and_describe(self) -> dict[str, Any]:
+        assert self.admin_secrets is not None
         assert self.infra is not None
-        token = self.identity.issue(("storage:read",), lifetime=60)
+        credentials = Credentials(
+            self.layout.admin_url,
+            self.admin_secrets.bootstrap_client_id,
+            self.admin_secrets.bootstrap_client_secret,
+        )
+        token = await asyncio.to_thread(fetch_token, credentials)
         elements = []
-        async with httpx.AsyncClient(timeout=5.0, headers={"Authorization": f"Bearer {token}"}) as http:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            await register_elements(
+                http, self.layout.admin_url, token, [spec.url for spec, _ in self.elements]
+            )
             for spec, _ in self.elements:
                 # The persisted mode wins over the configured one (the API may have moved it on).
-                response = await http.get(spec.url + "/api/v1/info")
+                response = await http.get(
+                    spec.url + "/api/v1/info", headers={"Authorization": f"Bearer {token}"}
+                )
                 response.raise_for_status()
                 elements.append({"id": spec.element_id, "url": spec.url, "mode": response.json()["mode"]})
-        account = self.identity.account
         return {
             "admin_url": self.layout.admin_url,
-            "admin_is_dev_standin": True,
             "token_url": self.layout.admin_url + TOKEN_PATH,
             "jwks_url": self.layout.admin_url + "/.well-known/jwks.json",
             "ingester_url": None,
             "query_url": None,
             "storage_elements": elements,
-            "client_id": account.client_id,
-            "client_secret": account.client_secret,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
             "data_dir": str(self.layout.root),
             "logs_dir": str(self.layout.logs),
             **self.infra.describe(),
         }
 
     async def stop(self) -> None:
-        """Children first (they use everything else), then the stand-in, then the servers below."""
+        """The elements first, then the admin (they verify its tokens), then the servers below."""
         await asyncio.gather(*(process.stop() for _, process in self.elements))
-        if self._standin is not None:
-            await self._standin.stop()
-            self._standin = None
+        if self.admin is not None:
+            await self.admin.stop()
         if self.infra is not None:
             await asyncio.to_thread(self.infra.stop)
         self._lock.release()

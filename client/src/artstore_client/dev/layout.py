@@ -41,8 +41,9 @@ class DevLayout:
         return self.root / "logs"
 
     @property
-    def admin_standin(self) -> Path:
-        return self.root / "admin-standin"
+    def admin_secrets(self) -> Path:
+        """The admin's key encryption key and bootstrap account, made on first start (mode 0600)."""
+        return self.root / "admin" / "secrets.json"
 
     @property
     def lock_file(self) -> Path:
@@ -67,5 +68,5 @@ class DevLayout:
         return [self.admin_port, *(se.port for se in self.storage_elements)]
 
     def create(self) -> None:
-        for directory in (self.root, self.logs, self.admin_standin):
+        for directory in (self.root, self.logs, self.admin_secrets.parent):
             directory.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ def print_json_line(document: dict[str, Any]) -> None:
 
 
 def _rows(document: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = [("admin", document["admin_url"], "dev stand-in: token endpoint and JWKS only")]
+    rows = [("admin", document["admin_url"], "tokens, JWKS, accounts, storage element registry")]
     for element in document["storage_elements"]:
         rows.append((f"storage element {element['id']}", element["url"], f"mode {element['mode']}"))
     rows += [("ingester", "-", "not part of the cluster yet"), ("query", "-", "not part of the cluster yet")]
