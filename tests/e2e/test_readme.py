@@ -55,7 +55,10 @@ def test_readme_examples_cover_the_element_api() -> None:
         "-X DELETE",
         "/api/v1/files?",
         "/api/v1/info",
-        "/api/v1/mode",
+        "/api/v1/storage-elements",
+        "/api/v1/service-accounts",
+        "/api/v1/audit/verify",
+        "/mode",
         "/api/v1/maintenance/reconcile",
         "/health/live",
         "/health/ready",
@@ -128,10 +131,26 @@ def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
     assert ready["status"] == "ready"
     assert re.search(r'^artstore_storage_files\{element="se-rw"\} 1\.0$', output, re.M)
 
-    refused_mode, sealed = documents[12], documents[13]
+    registry, account, reader_token, audit, chain = documents[12:17]
+    registered = {element["id"]: element for element in registry["items"]}
+    assert {(key, registered[key]["mode"], registered[key]["status"]) for key in registered} == {
+        ("se-edit", "edit", "online"),
+        ("se-rw", "rw", "online"),
+    }
+    assert account["role"] == "READONLY"
+    assert account["client_secret"]
+    assert reader_token["token_type"] == "Bearer"
+    assert reader_token["scope"] == "files:read storage:read"
+    assert [item["action"] for item in audit["items"]]
+    assert chain["valid"] is True
+    assert chain["checked"] >= 1
+
+    refused_mode, sealed = documents[17], documents[18]
     assert refused_mode["code"] == "INVALID_TRANSITION"
-    assert sealed == {"id": "se-rw", "previous_mode": "rw", "mode": "ro"}
-    assert len(documents) == 14
+    assert sealed["id"] == "se-rw"
+    assert (sealed["previous_mode"], sealed["mode"]) == ("rw", "ro")
+    assert sealed["discovery_version"] > 0
+    assert len(documents) == 19
 
     # What the README says about Redis: the heartbeat key holds the element's /info document.
     heartbeat = asyncio.run(_heartbeat(cluster))

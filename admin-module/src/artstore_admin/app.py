@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -18,15 +19,16 @@ from artstore_admin.audit.log import AuditLog
 from artstore_admin.context import AdminContext, Component
 from artstore_admin.identity.component import component as identity_component
 from artstore_admin.registry.component import component as registry_component
-from artstore_admin.repositories.migrate import upgrade_to_head
 from artstore_admin.sagas.component import component as sagas_component
 from artstore_admin.settings import AdminSettings
 from artstore_common.database import create_engine
+from artstore_common.migrations import upgrade_to_head
 from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
 from artstore_common.service import build_app
 
 SERVICE = "admin"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _log = logging.getLogger("artstore.admin")
 
 # Identity first: every other part's endpoints verify tokens with the keys it loads.
@@ -49,7 +51,7 @@ def create_app(settings: AdminSettings) -> FastAPI:
         if settings.database_url is None:
             raise RuntimeError("ARTSTORE_ADMIN_DATABASE_URL is not set (artstore dev up sets it for you)")
         database_url = settings.database_url.get_secret_value()
-        await asyncio.to_thread(upgrade_to_head, database_url, settings.database_schema)
+        await asyncio.to_thread(upgrade_to_head, MIGRATIONS, database_url, settings.database_schema)
         engine = create_engine(database_url, schema=settings.database_schema)
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
         http = httpx.AsyncClient(timeout=settings.se_timeout_seconds)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from artstore_common.auth import JwksVerifier
 from artstore_common.database import create_engine
 from artstore_common.errors import ServiceUnavailable
+from artstore_common.migrations import upgrade_to_head
 from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
 from artstore_common.service import build_app
@@ -23,7 +25,6 @@ from artstore_storage.api import element as element_api
 from artstore_storage.api import files as files_api
 from artstore_storage.metrics import WAL_RECOVERIES, WAL_ROLLED_BACK
 from artstore_storage.repositories import index
-from artstore_storage.repositories.migrate import upgrade_to_head
 from artstore_storage.services._db import IndexWriter, index_transaction
 from artstore_storage.services.announcer import Announcer
 from artstore_storage.services.element import ElementService
@@ -38,6 +39,7 @@ from artstore_storage.storage.scan import scan
 from artstore_storage.storage.wal import WriteAheadLog
 
 SERVICE = "storage-element"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _log = logging.getLogger("artstore.storage")
 
 
@@ -45,7 +47,7 @@ async def _migrate(settings: StorageSettings, url: str) -> None:
     delay = 0.5
     while True:
         try:
-            await asyncio.to_thread(upgrade_to_head, url, settings.schema_name)
+            await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url, settings.schema_name)
             return
         except Exception as exc:  # the database may still be starting; the element cannot serve without it
             _log.warning("index migration failed, retrying in %.1f s: %s", delay, exc)
