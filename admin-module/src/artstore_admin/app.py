@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from artstore_admin.api import accounts, audit, auth, keys, sagas, storage_elements, wellknown
 from artstore_admin.audit.component import component as audit_component
@@ -63,6 +64,19 @@ def create_app(settings: AdminSettings) -> FastAPI:
             audit=AuditLog(engine, _audit_key(settings)),
         )
         app.state.ctx = ctx
+
+        async def postgres_ready() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        async def redis_ready() -> None:
+            if redis is None:
+                raise RuntimeError("no Redis configured")
+            await redis.ping()
+
+        app.state.health.add("postgresql", postgres_ready)
+        # Without Redis the admin still issues tokens and answers its API; discovery catches up later.
+        app.state.health.add("redis", redis_ready, critical=False)
         app.state.audit = ctx.audit
         app.state.rate_limiter = RateLimiter(
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
