@@ -140,6 +140,12 @@ def test_mode_change_reaches_element_registry_and_snapshot(registry_admin, make_
         f'SELECT step, status FROM "{registry_admin.schema}".saga_steps ORDER BY id',
     )
     assert ("registry_update", "completed") in [(s["step"], s["status"]) for s in steps]
+    audited = query(
+        infra.database_url,
+        f'SELECT outcome, details FROM "{registry_admin.schema}".audit_log WHERE action = $1',
+        "storage_element.mode_change",
+    )
+    assert [(a["outcome"], json.loads(a["details"])["to"]) for a in audited] == [("success", "ro")]
 
 
 @pytest.mark.parametrize(("start_mode", "prepare", "target"), [("rw", "ro", "rw"), ("rw", None, "ar")])
