@@ -329,3 +329,30 @@ def test_two_admins_recover_each_stale_saga_exactly_once(make_cluster: ClusterFa
 def _verify_chain(admin: AdminModule) -> bool:
     with _api(admin, admin.token()) as api:
         return bool(api.get("/audit/verify").json()["valid"])
+
+
+def test_an_element_that_refuses_the_undo_leaves_the_saga_failed_and_the_file_in_place(
+    make_admin: Callable[..., AdminModule], make_se: Callable[..., StorageElement]
+):
+    admin = make_admin()
+    se = make_se("rw", jwks_url=admin.jwks_url)
+    _register(admin, se)
+    cluster = Cluster(admin, se)
+    try:
+        file_id = str(uuid.uuid4())
+        saga_id = cluster.start(file_id).json()["id"]
+        cluster.upload(saga_id, file_id)
+        with _api(admin, admin.token()) as api:
+            for mode in ("ro", "ar"):  # an archived element never gives back what it sealed
+                moved = api.post(f"/storage-elements/{se.element_id}/mode", json={"target_mode": mode})
+                assert moved.status_code == 200, moved.text
+
+        failed = cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "client went away"})
+
+        assert failed.status_code == 200, failed.text
+        assert failed.json()["status"] == "failed"
+        assert "archived" in json.dumps(failed.json()["steps"])
+        assert cluster.se_client.get(f"/files/{file_id}").status_code == 200
+        assert _catalog(admin, file_id) == []
+    finally:
+        cluster.close()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from artstore_admin.api import accounts, audit, auth, keys, sagas, storage_elements, wellknown
 from artstore_admin.audit.component import component as audit_component
@@ -23,6 +22,7 @@ from artstore_admin.registry.component import component as registry_component
 from artstore_admin.sagas.component import component as sagas_component
 from artstore_admin.settings import AdminSettings
 from artstore_common.database import create_engine
+from artstore_common.health import postgres_probe, redis_probe
 from artstore_common.migrations import upgrade_to_head
 from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
@@ -65,18 +65,9 @@ def create_app(settings: AdminSettings) -> FastAPI:
         )
         app.state.ctx = ctx
 
-        async def postgres_ready() -> None:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-
-        async def redis_ready() -> None:
-            if redis is None:
-                raise RuntimeError("no Redis configured")
-            await redis.ping()
-
-        app.state.health.add("postgresql", postgres_ready)
+        app.state.health.add("postgresql", postgres_probe(engine))
         # Without Redis the admin still issues tokens and answers its API; discovery catches up later.
-        app.state.health.add("redis", redis_ready, critical=False)
+        app.state.health.add("redis", redis_probe(redis), critical=False)
         app.state.audit = ctx.audit
         app.state.rate_limiter = RateLimiter(
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst

@@ -8,8 +8,28 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 HealthCheck = Callable[[], Awaitable[None]]
+
+
+def postgres_probe(engine: AsyncEngine) -> HealthCheck:
+    async def probe() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return probe
+
+
+def redis_probe(redis: Redis | None) -> HealthCheck:
+    async def probe() -> None:
+        if redis is None:
+            raise RuntimeError("no Redis configured")
+        await redis.ping()
+
+    return probe
 
 
 @dataclass

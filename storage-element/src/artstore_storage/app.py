@@ -11,12 +11,13 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_common.auth import JwksVerifier
+from artstore_common.background import running
 from artstore_common.database import create_engine
 from artstore_common.errors import ServiceUnavailable
+from artstore_common.health import postgres_probe, redis_probe
 from artstore_common.migrations import upgrade_to_head
 from artstore_common.ratelimit import RateLimiter
 from artstore_common.redis import create_redis
@@ -136,30 +137,18 @@ def create_app(settings: StorageSettings) -> FastAPI:
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
         )
 
-        async def postgres_ready() -> None:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-
-        async def redis_ready() -> None:
-            if redis is None:
-                raise RuntimeError("no Redis configured")
-            await redis.ping()
-
         async def auth_ready() -> None:
             if not verifier.loaded:
                 await verifier.refresh()
 
-        app.state.health.add("postgresql", postgres_ready)
-        app.state.health.add("redis", redis_ready, critical=False)
+        app.state.health.add("postgresql", postgres_probe(engine))
+        app.state.health.add("redis", redis_probe(redis), critical=False)
         app.state.health.add("auth", auth_ready)
-        heartbeat = asyncio.create_task(announcer.run(element.info))
         _log.info("storage element ready", extra={"element": settings.element_id, "mode": mode})
         try:
-            yield
+            async with running(announcer.run(element.info), "heartbeat"):
+                yield
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             await announcer.close()
             await http.aclose()
             wal.close()

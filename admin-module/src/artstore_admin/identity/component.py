@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from artstore_admin.identity.keystore import KeyStore
 from artstore_admin.identity.ratelimits import RateLimitPublisher
 from artstore_admin.identity.tokens import TokenIssuer
 from artstore_common.auth import JwksVerifier
+from artstore_common.background import running
 
 _log = logging.getLogger("artstore.admin.identity")
 # An unknown kid costs one indexed query here, not an HTTP fetch, so the verifier may look again soon.
@@ -81,15 +81,8 @@ async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     )
     app.state.verifier = verifier
     app.state.health.add("signing_keys", keys.reload)
-    task = asyncio.create_task(
-        _maintain_keys(keys, verifier, settings.key_check_seconds), name="signing-keys"
-    )
-    try:
+    async with running(_maintain_keys(keys, verifier, settings.key_check_seconds), "signing-keys"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _maintain_keys(keys: KeyStore, verifier: JwksVerifier, check_seconds: float) -> None:

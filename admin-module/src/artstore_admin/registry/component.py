@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,28 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from artstore_admin.context import AdminContext
-from artstore_admin.registry.element_client import ElementClient, TokenSource
+from artstore_admin.elements.client import ElementClient
 from artstore_admin.registry.mode_change import ModeChange
 from artstore_admin.registry.publisher import DiscoveryPublisher
 from artstore_admin.registry.service import RegistryService
-from artstore_common.errors import ServiceUnavailable
+from artstore_common.background import running
 
 _log = logging.getLogger("artstore.admin.registry")
-
-
-def _internal_token(app: FastAPI) -> TokenSource:
-    async def token() -> str:
-        tokens = getattr(app.state, "tokens", None)
-        if tokens is None:
-            raise ServiceUnavailable(
-                "the admin cannot issue its own token yet; storage elements are unreachable"
-            )
-        value = tokens.internal_token()
-        if inspect.isawaitable(value):
-            value = await value
-        return str(value)
-
-    return token
 
 
 async def _poll_forever(registry: RegistryService, interval: float) -> None:
@@ -51,17 +34,13 @@ async def _poll_forever(registry: RegistryService, interval: float) -> None:
 @asynccontextmanager
 async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     settings = ctx.settings
-    client = ElementClient(ctx.http, _internal_token(app), settings.se_timeout_seconds)
+    # Identity is entered first, so the admin's own token issuer exists.
+    client = ElementClient(ctx.http, app.state.tokens.internal_token, settings.se_timeout_seconds)
     publisher = DiscoveryPublisher(ctx.engine, ctx.redis, settings.redis_namespace)
     registry = RegistryService(ctx.engine, client, publisher, ctx.audit)
     app.state.registry = registry
     app.state.mode_change = ModeChange(ctx.engine, client, publisher, ctx.audit)
     app.state.discovery_publisher = publisher
     # The first round publishes (the publisher starts pending), so a fresh admin announces at once.
-    poller = asyncio.create_task(_poll_forever(registry, settings.se_poll_seconds), name="se-poller")
-    try:
+    async with running(_poll_forever(registry, settings.se_poll_seconds), "se-poller"):
         yield
-    finally:
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller

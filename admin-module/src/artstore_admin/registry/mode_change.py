@@ -8,16 +8,18 @@ the new mode from the element's /info and heals both.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_admin.audit.log import AuditLog
-from artstore_admin.registry import _saga_log, repository
-from artstore_admin.registry.element_client import ElementClient
-from artstore_admin.registry.errors import ElementProblem, ElementUnreachable
+from artstore_admin.elements.client import ElementClient
+from artstore_admin.elements.errors import ElementProblem, ElementUnreachable
+from artstore_admin.registry import repository
 from artstore_admin.registry.publisher import DiscoveryPublisher
+from artstore_admin.sagas import store
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, NotFound
 
 _log = logging.getLogger("artstore.admin.registry")
@@ -40,10 +42,19 @@ class ModeChange:
                 if row is None:
                     raise NotFound(f"no storage element '{element_id}' is registered")
                 payload = {"from": row["mode"], "to": target_mode}
-                saga_id = await _saga_log.start(
-                    connection, element_id=element_id, payload=payload, created_by=actor
+                saga_id = uuid.uuid4()
+                await store.insert_saga(
+                    connection,
+                    {
+                        "id": saga_id,
+                        "type": "mode_change",
+                        "status": "started",
+                        "storage_element_id": element_id,
+                        "payload": payload,
+                        "created_by": actor,
+                    },
                 )
-                await _saga_log.step(connection, saga_id, "se_transition", "started", {"url": row["url"]})
+                await store.add_step(connection, saga_id, "se_transition", "started", {"url": row["url"]})
         except SQLAlchemyError as exc:
             raise DependencyUnavailable(f"the registry database is unavailable: {exc}") from exc
 
@@ -62,16 +73,16 @@ class ModeChange:
         version: int | None = None
         try:
             async with self._engine.begin() as connection:
-                await _saga_log.step(connection, saga_id, "se_transition", "completed", answer)
+                await store.add_step(connection, saga_id, "se_transition", "completed", answer)
                 await repository.update_element(connection, element_id, {"mode": payload["to"]})
-                await _saga_log.step(
+                await store.add_step(
                     connection, saga_id, "registry_update", "completed", {"mode": payload["to"]}
                 )
             version = await self._publisher.publish()
             async with self._engine.begin() as connection:
                 status = "completed" if version is not None else "failed"
-                await _saga_log.step(connection, saga_id, "discovery_publish", status, {"version": version})
-                await _saga_log.finish(connection, saga_id, "completed", payload=payload)
+                await store.add_step(connection, saga_id, "discovery_publish", status, {"version": version})
+                await store.set_status(connection, saga_id, "completed", payload=payload)
                 await self._audit.record(
                     ACTION,
                     actor=actor,
@@ -96,8 +107,8 @@ class ModeChange:
         failure = {"code": exc.code, "detail": exc.detail}
         try:
             async with self._engine.begin() as connection:
-                await _saga_log.step(connection, saga_id, "se_transition", "failed", failure)
-                await _saga_log.finish(connection, saga_id, "failed", error=f"{exc.code}: {exc.detail}")
+                await store.add_step(connection, saga_id, "se_transition", "failed", failure)
+                await store.set_status(connection, saga_id, "failed", error=f"{exc.code}: {exc.detail}")
                 await self._audit.record(
                     ACTION,
                     outcome="failure",

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from artstore_admin.registry.element_client import ElementInfo
+from artstore_admin.elements.client import ElementInfo
 from artstore_admin.repositories.tables import storage_elements
 
 Row = dict[str, Any]

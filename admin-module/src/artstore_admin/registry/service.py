@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_admin.audit.log import AuditLog
+from artstore_admin.elements.client import ElementClient
 from artstore_admin.registry import repository
-from artstore_admin.registry.element_client import ElementClient
 from artstore_admin.registry.publisher import DiscoveryPublisher
 from artstore_admin.registry.repository import DuplicateElement, Row
 from artstore_common.errors import AlreadyExists, ArtStoreError, Conflict, NotFound

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from artstore_admin.context import AdminContext
-from artstore_admin.sagas.elements import ElementClient
+from artstore_admin.elements.client import ElementClient
 from artstore_admin.sagas.recovery import SagaRecovery
 from artstore_admin.sagas.service import SagaService
+from artstore_common.background import running
 
 
 @asynccontextmanager
 async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     settings = ctx.settings
-    elements = ElementClient(app, ctx.http, settings.se_timeout_seconds)
+    # Identity is entered first, so the admin's own token issuer exists.
+    elements = ElementClient(ctx.http, app.state.tokens.internal_token, settings.se_timeout_seconds)
     sagas = SagaService(ctx, elements)
     app.state.sagas = sagas
     recovery = SagaRecovery(
@@ -28,10 +28,5 @@ async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
         interval_seconds=settings.saga_recovery_seconds,
         element_timeout_seconds=settings.se_timeout_seconds,
     )
-    task = asyncio.create_task(recovery.run(), name="saga-recovery")
-    try:
+    async with running(recovery.run(), "saga-recovery"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

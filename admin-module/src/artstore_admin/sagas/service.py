@@ -19,9 +19,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from artstore_admin.context import AdminContext
+from artstore_admin.elements.client import ElementClient
+from artstore_admin.elements.errors import ElementProblem, ElementUnreachable
 from artstore_admin.sagas import store
 from artstore_admin.sagas.catalog import catalog_values, parse_attributes
-from artstore_admin.sagas.elements import ElementClient, ElementRefused, ElementUnreachable
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
 from artstore_common.errors import Conflict, NotFound, ValidationFailed
 from artstore_common.redis import key
@@ -225,8 +226,8 @@ class SagaService:
             if await self._elements.has_file(url, saga["file_id"]):
                 return _Settlement("compensated", "file_kept", {})
             return _Settlement("completed", "delete_rolled_forward", {})
-        except ElementRefused as exc:
-            return _Settlement("failed", "element_refused", {"error": str(exc)})
+        except ElementProblem as exc:
+            return _Settlement("failed", "element_refused", {"error": exc.detail})
         except ElementUnreachable as exc:
             _log.warning("saga %s: compensation deferred: %s", saga["id"], exc)
             return _Settlement("compensating", "element_unreachable", {"error": str(exc)})

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from artstore_admin.repositories.tables import files, saga_steps, sagas, storage_elements
 
 Row = RowMapping
-# The types this part drives; mode changes (type mode_change) belong to the registry.
+# The types the saga service drives; mode changes (type mode_change) are the registry's, on the same tables.
 SAGA_TYPES = ("upload", "delete")
 
 
@@ -50,11 +50,18 @@ async def add_step(
 
 
 async def set_status(
-    connection: AsyncConnection, saga_id: uuid.UUID, status: str, *, error: str | None = None
+    connection: AsyncConnection,
+    saga_id: uuid.UUID,
+    status: str,
+    *,
+    error: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if error is not None:
         values["error"] = error
+    if payload is not None:
+        values["payload"] = payload
     await connection.execute(update(sagas).where(sagas.c.id == saga_id).values(**values))
 
 

@@ -30,7 +30,7 @@ def _row(attrs: FileAttributes) -> dict[str, Any]:
     }
 
 
-# The write path's statement, for IndexWriter: the same row as `upsert`, in one prepared round trip.
+# The upload path's statement, for IndexWriter: the row of `upsert_many`, in one prepared round trip.
 UPSERT_SQL = """
 INSERT INTO file_index (file_id, original_filename, content_type, size_bytes, sha256, status, saga_id,
                         created_at, updated_at, attributes)
@@ -50,20 +50,13 @@ def upsert_arguments(attrs: FileAttributes) -> tuple[Any, ...]:
     return tuple(row.values())
 
 
-async def upsert(conn: AsyncConnection, attrs: FileAttributes) -> None:
-    row = _row(attrs)
-    statement = insert(file_index).values(**row)
-    updates: dict[str, Any] = {k: statement.excluded[k] for k in row if k != "file_id"}
-    updates["indexed_at"] = func.now()
-    await conn.execute(statement.on_conflict_do_update(index_elements=["file_id"], set_=updates))
-
-
 async def upsert_many(conn: AsyncConnection, batch: list[FileAttributes]) -> None:
     if not batch:
         return
     rows = [_row(a) for a in batch]
     statement = insert(file_index).values(rows)
-    updates = {k: statement.excluded[k] for k in rows[0] if k != "file_id"}
+    updates: dict[str, Any] = {k: statement.excluded[k] for k in rows[0] if k != "file_id"}
+    updates["indexed_at"] = func.now()
     await conn.execute(statement.on_conflict_do_update(index_elements=["file_id"], set_=updates))
 
 
@@ -81,7 +74,7 @@ async def restore(conn: AsyncConnection, file_id: uuid.UUID, attrs: FileAttribut
     if attrs is None:
         await remove(conn, file_id)
     else:
-        await upsert(conn, attrs)
+        await upsert_many(conn, [attrs])
 
 
 async def ids_for_saga(conn: AsyncConnection, saga_id: str) -> list[uuid.UUID]:

@@ -1,14 +1,16 @@
-"""HTTP calls from the admin to one storage element, with the admin's internal token."""
+"""HTTP calls from the admin to a storage element (registry, mode changes, saga compensation), with the
+admin's internal token."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from artstore_admin.registry.errors import (
+from artstore_admin.elements.errors import (
     ElementProblem,
     ElementRefused,
     ElementUnreachable,
@@ -107,6 +109,28 @@ class ElementClient:
                 f"the storage element at {url} failed the mode change ({response.status_code})"
             )
         raise _problem_from(url, response)
+
+    async def compensate(self, url: str, saga_id: uuid.UUID) -> list[str]:
+        """Undo what the saga stored on the element (idempotent there); the ids it removed.
+
+        A 409 (say, an archived element) is final and raised as the element's problem; any other failure
+        is ElementUnreachable, which the saga retries later.
+        """
+        response = await self._call("POST", url, f"/transactions/{saga_id}/compensate", None)
+        if response.status_code == 200:
+            removed = response.json().get("removed_files", [])
+            return [str(each) for each in removed] if isinstance(removed, list) else []
+        if response.status_code == 409:
+            raise _problem_from(url, response)
+        raise ElementUnreachable(
+            f"the storage element at {url} answered {response.status_code} to compensate"
+        )
+
+    async def has_file(self, url: str, file_id: uuid.UUID) -> bool:
+        response = await self._call("GET", url, f"/files/{file_id}/attributes", None)
+        if response.status_code in (200, 404):
+            return response.status_code == 200
+        raise ElementUnreachable(f"the storage element at {url} answered {response.status_code} for a file")
 
 
 def _problem_from(url: str, response: httpx.Response) -> ElementProblem:
