@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-PACKAGES := -e common -e admin-module -e storage-element -e client
-PYPROJECTS := common/pyproject.toml admin-module/pyproject.toml storage-element/pyproject.toml client/pyproject.toml
+PACKAGES := -e common -e admin-module -e storage-element -e ingester-module -e client
+PYPROJECTS := common/pyproject.toml admin-module/pyproject.toml storage-element/pyproject.toml \
+	ingester-module/pyproject.toml client/pyproject.toml
+TYPED := common/src admin-module/src storage-element/src ingester-module/src client/src
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev run test lint format bench clean
@@ -34,13 +36,13 @@ run: $(VENV)/.installed ## start the local cluster (embedded PostgreSQL and Redi
 test: $(VENV)/.installed-dev ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/src admin-module/src storage-element/src client/src
+	$(BIN)/mypy $(TYPED)
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common/src admin-module/src storage-element/src client/src
+	$(BIN)/mypy $(TYPED)
 
 format: $(VENV)/.installed-dev ## apply ruff's formatting and fixes
 	$(BIN)/ruff format .

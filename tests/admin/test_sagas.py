@@ -219,18 +219,45 @@ def test_an_idempotency_key_returns_the_same_saga(cluster: Cluster):
     key = f"upload-{uuid.uuid4().hex}"
     first = cluster.start(file_id, key=key)
     again = cluster.start(file_id, key=key)
+    # A retry names the request, not the file: the ingester picks a new file id for each attempt.
+    retried = cluster.start(str(uuid.uuid4()), key=key)
     assert first.status_code == 201, first.text
     assert again.status_code == 200, again.text
     assert again.json()["id"] == first.json()["id"]
-    reused = cluster.start(str(uuid.uuid4()), key=key)
-    assert reused.status_code == 409
-    assert "use a new key" in reused.json()["detail"]
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == first.json()["id"]
+    other_request = cluster.api.post(
+        "/sagas",
+        json={
+            "type": "upload",
+            "file_id": file_id,
+            "storage_element_id": cluster.se.element_id,
+            "idempotency_key": key,
+            "payload": {"request": {"filename": "other.pdf"}},
+        },
+    )
+    assert other_request.status_code == 409
+    assert "use a new key" in other_request.json()["detail"]
     count = query(
         cluster.admin.database_url,
         f'SELECT count(*) AS n FROM "{cluster.admin.schema}".sagas WHERE idempotency_key = $1',
         key,
     )
     assert count[0]["n"] == 1
+
+
+def test_a_key_whose_saga_was_undone_is_free_for_a_retry(cluster: Cluster):
+    key = f"upload-{uuid.uuid4().hex}"
+    first = cluster.start(str(uuid.uuid4()), key=key).json()
+    failed = cluster.api.post(f"/sagas/{first['id']}/fail", json={"error": "client went away"})
+    assert failed.json()["status"] == "compensated", failed.text
+
+    retry = cluster.start(str(uuid.uuid4()), key=key)
+
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] != first["id"]
+    assert retry.json()["idempotency_key"] == key
+    assert cluster.saga(first["id"])["idempotency_key"] is None
 
 
 def test_a_delete_saga_removes_the_catalog_row(cluster: Cluster):

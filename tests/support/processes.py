@@ -207,3 +207,30 @@ def admin_module(
 
 # One fixed key for the tests, so admins started one after another can read each other's keys.
 TEST_KEY_ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def ingester_module(
+    *,
+    admin: AdminModule,
+    client_id: str,
+    client_secret: str,
+    redis_url: str,
+    redis_namespace: str,
+    log_dir: Path,
+    name: str = "ingester",
+    port: int | None = None,
+    **settings: Any,
+) -> ServiceProcess:
+    """An ingester process that trusts `admin` and acts as the system account given."""
+    port = port or free_port()
+    env = {
+        "ARTSTORE_INGESTER_PORT": str(port),
+        "ARTSTORE_INGESTER_ADMIN_URL": admin.url,
+        "ARTSTORE_INGESTER_CLIENT_ID": client_id,
+        "ARTSTORE_INGESTER_CLIENT_SECRET": client_secret,
+        "ARTSTORE_INGESTER_REDIS_URL": redis_url,
+        "ARTSTORE_INGESTER_REDIS_NAMESPACE": redis_namespace,
+        "ARTSTORE_INGESTER_JWKS_REFETCH_SECONDS": "1",
+    }
+    env.update({f"ARTSTORE_INGESTER_{k.upper()}": str(v) for k, v in settings.items()})
+    return ServiceProcess(module="artstore_ingester", env=env, log_path=log_dir / f"{name}.log", port=port)

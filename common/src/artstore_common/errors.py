@@ -127,6 +127,35 @@ class InsufficientStorage(ArtStoreError):
     status, code, title = 507, "INSUFFICIENT_STORAGE", "Insufficient storage"
 
 
+class UpstreamProblem(ArtStoreError):
+    """A problem another ArtStore service answered, passed on with its own status, code and detail."""
+
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail, headers=headers)
+        self.status, self.code, self.title = status, code, title
+
+    @classmethod
+    def from_response(cls, response: Any, who: str) -> UpstreamProblem:
+        """From an httpx response holding problem+json (or anything else: then a generic detail)."""
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = None
+        if not isinstance(problem, dict):
+            problem = {}
+        status = int(response.status_code)
+        retry_after = response.headers.get("retry-after")
+        return cls(
+            status,
+            str(problem.get("code") or f"HTTP_{status}"),
+            str(problem.get("title") or f"Refused by the {who}"),
+            str(problem.get("detail") or problem.get("error_description") or f"the {who} answered {status}"),
+            headers={"Retry-After": retry_after} if retry_after else None,
+        )
+
+
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 

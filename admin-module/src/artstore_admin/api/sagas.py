@@ -20,9 +20,10 @@ _MAX_PAYLOAD_BYTES = 16 * 1024
 class SagaStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["upload", "delete"]
+    type: Literal["upload", "update", "delete"]
     file_id: uuid.UUID
-    storage_element_id: str = Field(min_length=1, max_length=128)
+    # Required for an upload (the element chosen); an update or delete takes the file's from the catalog.
+    storage_element_id: str | None = Field(default=None, min_length=1, max_length=128)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     payload: dict[str, Any] = Field(default_factory=dict)
 
@@ -37,7 +38,7 @@ class SagaStart(BaseModel):
 class SagaCompletion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The element's attr.json as its PUT answered; required for uploads, unused for deletes.
+    # The element's attr.json as its PUT or PATCH answered; required for uploads and updates.
     attributes: dict[str, Any] | None = None
 
 
@@ -99,6 +100,12 @@ async def complete_saga(
     saga_id: uuid.UUID, sagas: Sagas, principal: Internal, body: SagaCompletion | None = None
 ) -> dict[str, Any]:
     return await sagas.complete(saga_id, body.attributes if body else None, principal.sub)
+
+
+@router.post("/{saga_id}/heartbeat")
+async def saga_heartbeat(saga_id: uuid.UUID, sagas: Sagas, _: Internal) -> dict[str, Any]:
+    """Keeps a long-running saga from being compensated as abandoned; 409 once it was."""
+    return await sagas.heartbeat(saga_id)
 
 
 @router.post("/{saga_id}/fail")

@@ -126,11 +126,20 @@ class ElementClient:
             f"the storage element at {url} answered {response.status_code} to compensate"
         )
 
-    async def has_file(self, url: str, file_id: uuid.UUID) -> bool:
+    async def attributes(self, url: str, file_id: uuid.UUID) -> dict[str, Any] | None:
+        """The file's attr.json as the element holds it; None when the element has no such file."""
         response = await self._call("GET", url, f"/files/{file_id}/attributes", None)
-        if response.status_code in (200, 404):
-            return response.status_code == 200
-        raise ElementUnreachable(f"the storage element at {url} answered {response.status_code} for a file")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ElementUnreachable(
+                f"the storage element at {url} answered {response.status_code} for a file"
+            )
+        document: dict[str, Any] = response.json()
+        return document
+
+    async def has_file(self, url: str, file_id: uuid.UUID) -> bool:
+        return await self.attributes(url, file_id) is not None
 
 
 def _problem_from(url: str, response: httpx.Response) -> ElementProblem:

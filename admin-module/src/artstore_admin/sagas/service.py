@@ -4,6 +4,14 @@ States: started -> completed, or started -> compensating -> compensated | failed
 could not be done (the element refused or is no longer registered) and needs an operator. Every
 transition locks the saga row and checks the state it found, so a repeated or concurrent call settles on
 the same final state and records nothing twice.
+
+Types: `upload` (compensation removes the catalog row and what the element stored), `update` (attr.json
+is the truth, so "compensation" re-reads it and writes the catalog row to match) and `delete` (cannot be
+undone: if the element removed the file the saga rolls forward, else the file is kept).
+
+An idempotency key names one request (its type and payload). Starting again with a key whose saga is
+still running or completed returns that saga; a key whose saga was undone is released to the new one,
+so a client may retry a failed request with the same key.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from artstore_admin.context import AdminContext
 from artstore_admin.elements.client import ElementClient
 from artstore_admin.elements.errors import ElementProblem, ElementUnreachable
 from artstore_admin.sagas import store
-from artstore_admin.sagas.catalog import catalog_values, parse_attributes
+from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
+from artstore_common.cache import invalidation_channel, metadata_key
 from artstore_common.errors import Conflict, NotFound, ValidationFailed
 from artstore_common.redis import key
 
@@ -35,7 +44,7 @@ _PUBLISH_TIMEOUT_SECONDS = 2.0
 class NewSaga:
     type: str
     file_id: uuid.UUID
-    storage_element_id: str
+    storage_element_id: str | None  # required for uploads; updates and deletes take it from the catalog
     idempotency_key: str | None
     payload: dict[str, Any]
 
@@ -45,6 +54,7 @@ class _Settlement:
     status: str  # compensated | failed | completed (a delete that had happened) | compensating (retry)
     step: str
     details: dict[str, Any]
+    document: dict[str, Any] | None = None  # an update's attr.json as the element holds it now
 
 
 class SagaService:
@@ -66,11 +76,11 @@ class SagaService:
 
     async def start(self, new: NewSaga, actor: str) -> tuple[dict[str, Any], bool]:
         """Start a saga; with a known idempotency key, return that saga instead (created=False)."""
-        created = False
         async with self._engine.begin() as connection:
             saga_id = await self._by_key(connection, new)
+            created = False
             if saga_id is None:
-                await self._check_startable(connection, new)
+                element_id = await self._check_startable(connection, new)
                 saga_id = uuid.uuid4()
                 created = await store.insert_saga(
                     connection,
@@ -79,7 +89,7 @@ class SagaService:
                         "type": new.type,
                         "status": "started",
                         "file_id": new.file_id,
-                        "storage_element_id": new.storage_element_id,
+                        "storage_element_id": element_id,
                         "idempotency_key": new.idempotency_key,
                         "payload": new.payload,
                         "created_by": actor,
@@ -96,27 +106,48 @@ class SagaService:
     async def _by_key(self, connection: AsyncConnection, new: NewSaga) -> uuid.UUID | None:
         if new.idempotency_key is None:
             return None
-        existing = await store.by_idempotency_key(connection, new.idempotency_key)
+        existing = await store.by_idempotency_key(connection, new.idempotency_key, lock=True)
         if existing is None:
             return None
         _same_request(existing, new)
+        if existing["status"] in ("compensating", "compensated", "failed"):
+            # What the earlier attempt wrote is (being) undone: the key is free for a retry.
+            await store.release_idempotency_key(connection, existing["id"])
+            await store.add_step(
+                connection, existing["id"], "idempotency_key_released", "done", {"key": new.idempotency_key}
+            )
+            return None
         return uuid.UUID(str(existing["id"]))
 
-    async def _check_startable(self, connection: AsyncConnection, new: NewSaga) -> None:
-        if await store.element_url(connection, new.storage_element_id) is None:
-            raise ValidationFailed(
-                f"storage element '{new.storage_element_id}' is not registered; "
-                "register it with POST /api/v1/storage-elements first"
-            )
-        if new.type == "delete":
-            row = await store.catalog_row(connection, new.file_id)
-            if row is None:
-                raise NotFound(f"file {new.file_id} is not in the catalog")
-            if row["storage_element_id"] != new.storage_element_id:
-                raise Conflict(
-                    f"file {new.file_id} is stored on '{row['storage_element_id']}', "
-                    f"not on '{new.storage_element_id}'"
+    async def _check_startable(self, connection: AsyncConnection, new: NewSaga) -> str:
+        """The element the saga will use: the chosen one for an upload, the file's own otherwise."""
+        if new.type == "upload":
+            if new.storage_element_id is None:
+                raise ValidationFailed("an upload saga needs the storage_element_id it will write to")
+            if await store.element_url(connection, new.storage_element_id) is None:
+                raise ValidationFailed(
+                    f"storage element '{new.storage_element_id}' is not registered; "
+                    "register it with POST /api/v1/storage-elements first"
                 )
+            return new.storage_element_id
+        row = await store.catalog_row(connection, new.file_id)
+        if row is None:
+            raise NotFound(f"file {new.file_id} is not in the catalog")
+        stored_on = str(row["storage_element_id"])
+        if new.storage_element_id is not None and stored_on != new.storage_element_id:
+            raise Conflict(
+                f"file {new.file_id} is stored on '{stored_on}', not on '{new.storage_element_id}'"
+            )
+        return stored_on
+
+    async def heartbeat(self, saga_id: uuid.UUID) -> dict[str, Any]:
+        """A long upload keeps its saga from being taken for abandoned by the recovery loop."""
+        async with self._engine.begin() as connection:
+            saga = _ours(await store.get(connection, saga_id, lock=True), saga_id)
+            if saga["status"] != "started":
+                raise Conflict(f"saga {saga_id} is {saga['status']}; stop the work it was started for")
+            await store.touch(connection, saga_id)
+        return {"id": str(saga_id), "status": "started"}
 
     # -- complete ------------------------------------------------------------------------------------
 
@@ -134,6 +165,8 @@ class SagaService:
                 )
             if saga["type"] == "upload":
                 event = await self._catalog_upload(connection, saga, attributes, actor)
+            elif saga["type"] == "update":
+                event = await self._catalog_update(connection, saga, attributes, actor)
             else:
                 event = await self._catalog_delete(connection, saga, actor)
             await store.add_step(connection, saga_id, "completed", "done", {"by": actor})
@@ -146,20 +179,10 @@ class SagaService:
     async def _catalog_upload(
         self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
     ) -> dict[str, Any]:
-        if document is None:
-            raise ValidationFailed("completing an upload saga needs the element's attributes")
-        attrs = parse_attributes(document)
-        if attrs.file_id != saga["file_id"]:
-            raise ValidationFailed(
-                f"the attributes describe file {attrs.file_id}, the saga {saga['file_id']}"
-            )
-        if attrs.storage_element_id != saga["storage_element_id"]:
-            raise ValidationFailed(
-                f"the attributes come from element '{attrs.storage_element_id}', "
-                f"the saga chose '{saga['storage_element_id']}'"
-            )
+        attrs = _attributes_of(saga, document)
         if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
             raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
+        assert document is not None
         if not await store.insert_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
             raise Conflict(f"file {attrs.file_id} is already in the catalog; files are written once")
         await self._ctx.audit.record(
@@ -177,6 +200,27 @@ class SagaService:
             connection=connection,
         )
         return _event("created", saga, attributes=document)
+
+    async def _catalog_update(
+        self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
+    ) -> dict[str, Any]:
+        attrs = _attributes_of(saga, document)
+        assert document is not None
+        if not await store.update_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
+            raise Conflict(f"file {attrs.file_id} left the catalog while it was being updated")
+        await self._ctx.audit.record(
+            "file.updated",
+            actor=saga["payload"].get("requested_by") or saga["created_by"],
+            subject=str(attrs.file_id),
+            details={
+                "saga_id": str(saga["id"]),
+                "storage_element_id": attrs.storage_element_id,
+                "changed": sorted(saga["payload"].get("changes", {})),
+                "via": actor,
+            },
+            connection=connection,
+        )
+        return _event("updated", saga, attributes=document)
 
     async def _catalog_delete(self, connection: AsyncConnection, saga: store.Row, by: str) -> dict[str, Any]:
         await store.remove_catalog_row(connection, saga["file_id"])
@@ -222,6 +266,12 @@ class SagaService:
             if saga["type"] == "upload":
                 removed = await self._elements.compensate(url, saga["id"])
                 return _Settlement("compensated", "element_compensated", {"removed_files": removed})
+            if saga["type"] == "update":
+                # attr.json is the truth whether or not the element applied the change: index what it says.
+                document = await self._elements.attributes(url, saga["file_id"])
+                return _Settlement(
+                    "compensated", "catalog_resynced", {"file_found": document is not None}, document
+                )
             # A delete cannot be undone: if the element already removed the file, finish the saga instead.
             if await self._elements.has_file(url, saga["file_id"]):
                 return _Settlement("compensated", "file_kept", {})
@@ -244,7 +294,13 @@ class SagaService:
             await store.add_step(connection, saga_id, settlement.step, outcome, settlement.details)
             if settlement.status == "completed":
                 event = await self._catalog_delete(connection, saga, by)
-            elif settlement.status != "compensating":
+            elif settlement.document is not None:
+                attrs = parse_attributes(settlement.document)
+                await store.update_catalog_row(
+                    connection, catalog_values(attrs, settlement.document, saga_id)
+                )
+                event = _event("updated", saga, attributes=settlement.document)
+            if settlement.status in ("compensated", "failed"):
                 await self._ctx.audit.record(
                     "saga.compensated" if settlement.status == "compensated" else "saga.compensation_failed",
                     outcome="success" if settlement.status == "compensated" else "failure",
@@ -275,13 +331,19 @@ class SagaService:
         return _describe(saga, await store.steps(connection, saga_id))
 
     async def _publish(self, event: dict[str, Any] | None) -> None:
-        """Tell the query modules the catalog changed. Best effort: their cache TTLs heal a lost event."""
+        """Tell the query modules the catalog changed: the catalog event, and for a change of an existing
+        file the cache invalidation (its L2 entry deleted first). Best effort: cache TTLs heal a lost one."""
         redis = self._ctx.redis
         if event is None or redis is None:
             return
-        channel = key(self._ctx.settings.redis_namespace, "catalog", "events")
+        namespace = self._ctx.settings.redis_namespace
         try:
-            await asyncio.wait_for(redis.publish(channel, json.dumps(event)), _PUBLISH_TIMEOUT_SECONDS)
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
+                await redis.publish(key(namespace, "catalog", "events"), json.dumps(event))
+                if event["event"] != "created":
+                    await redis.delete(metadata_key(namespace, event["file_id"]))
+                    invalidation = {"file_id": event["file_id"], "event": event["event"]}
+                    await redis.publish(invalidation_channel(namespace), json.dumps(invalidation))
         except (RedisError, OSError, TimeoutError) as exc:
             _log.warning("catalog event for %s not published: %s", event["file_id"], exc)
 
@@ -295,16 +357,25 @@ def _ours(saga: store.Row | None, saga_id: uuid.UUID) -> store.Row:
 
 
 def _same_request(existing: store.Row, new: NewSaga) -> None:
-    if (existing["type"], existing["file_id"], existing["storage_element_id"]) != (
-        new.type,
-        new.file_id,
-        new.storage_element_id,
-    ):
+    if (existing["type"], existing["payload"]) != (new.type, new.payload):
         raise Conflict(
             f"idempotency key '{new.idempotency_key}' was already used for saga {existing['id']} "
-            f"({existing['type']} of {existing['file_id']} on '{existing['storage_element_id']}'); "
-            "use a new key for a different request"
+            f"(a {existing['type']} with other parameters); use a new key for a different request"
         )
+
+
+def _attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
+    if document is None:
+        raise ValidationFailed(f"completing an {saga['type']} saga needs the element's attributes")
+    attrs = parse_attributes(document)
+    if attrs.file_id != saga["file_id"]:
+        raise ValidationFailed(f"the attributes describe file {attrs.file_id}, the saga {saga['file_id']}")
+    if attrs.storage_element_id != saga["storage_element_id"]:
+        raise ValidationFailed(
+            f"the attributes come from element '{attrs.storage_element_id}', "
+            f"the saga chose '{saga['storage_element_id']}'"
+        )
+    return attrs
 
 
 def _event(kind: str, saga: store.Row, *, attributes: dict[str, Any] | None = None) -> dict[str, Any]:

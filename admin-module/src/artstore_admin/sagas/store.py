@@ -14,7 +14,7 @@ from artstore_admin.repositories.tables import files, saga_steps, sagas, storage
 
 Row = RowMapping
 # The types the saga service drives; mode changes (type mode_change) are the registry's, on the same tables.
-SAGA_TYPES = ("upload", "delete")
+SAGA_TYPES = ("upload", "update", "delete")
 
 
 async def insert_saga(connection: AsyncConnection, values: dict[str, Any]) -> bool:
@@ -24,9 +24,19 @@ async def insert_saga(connection: AsyncConnection, values: dict[str, Any]) -> bo
     return result.first() is not None
 
 
-async def by_idempotency_key(connection: AsyncConnection, key: str) -> Row | None:
-    result = await connection.execute(select(sagas).where(sagas.c.idempotency_key == key))
-    return result.mappings().first()
+async def by_idempotency_key(connection: AsyncConnection, key: str, *, lock: bool = False) -> Row | None:
+    statement = select(sagas).where(sagas.c.idempotency_key == key)
+    if lock:
+        statement = statement.with_for_update()
+    return (await connection.execute(statement)).mappings().first()
+
+
+async def release_idempotency_key(connection: AsyncConnection, saga_id: uuid.UUID) -> None:
+    await connection.execute(update(sagas).where(sagas.c.id == saga_id).values(idempotency_key=None))
+
+
+async def touch(connection: AsyncConnection, saga_id: uuid.UUID) -> None:
+    await connection.execute(update(sagas).where(sagas.c.id == saga_id).values(updated_at=func.now()))
 
 
 async def get(connection: AsyncConnection, saga_id: uuid.UUID, *, lock: bool = False) -> Row | None:
@@ -104,6 +114,15 @@ async def insert_catalog_row(connection: AsyncConnection, values: dict[str, Any]
     """Insert a catalog row; False when the file id is already in the catalog."""
     statement = pg_insert(files).values(**values).on_conflict_do_nothing(index_elements=["file_id"])
     return (await connection.execute(statement.returning(files.c.file_id))).first() is not None
+
+
+async def update_catalog_row(connection: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Replace the indexed fields of a catalog row; the upload's saga id stays. False when there is none."""
+    changes = {k: v for k, v in values.items() if k not in ("file_id", "saga_id")}
+    statement = (
+        update(files).where(files.c.file_id == values["file_id"]).values(**changes, synced_at=func.now())
+    )
+    return bool((await connection.execute(statement.returning(files.c.file_id))).first())
 
 
 async def remove_catalog_row(

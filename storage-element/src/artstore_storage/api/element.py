@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from artstore_common import headers as _headers
 from artstore_common.auth import Principal, require_permission
-from artstore_storage.api import _headers, deps
+from artstore_storage.api import deps
 from artstore_storage.services.element import ElementService
 from artstore_storage.services.files import FileService
 from artstore_storage.services.reconcile import ReconcileOptions, Reconciler

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from artstore_common import headers as _headers
 from artstore_common.auth import Principal, require_permission
 from artstore_common.errors import BadRequest
-from artstore_storage.api import _headers, deps
+from artstore_storage.api import deps
 from artstore_storage.api._conditional import (
     ByteRange,
     content_disposition,
@@ -67,12 +68,16 @@ async def put_file(
     raw_attributes = _headers.text_header(
         "X-Artstore-Attributes", headers.get("x-artstore-attributes"), limit=32 * 1024
     )
+    # Only `internal` callers reach this point: an ingester names the account it uploads for.
+    on_behalf_of = _headers.text_header(
+        "X-Artstore-Created-By", headers.get("x-artstore-created-by"), limit=255
+    )
     new = NewFile(
         file_id=file_id,
         filename=validate_filename(filename),
         content_type=_headers.content_type(headers.get("content-type")),
         attributes=parse_user_attributes(raw_attributes),
-        created_by=principal.sub,
+        created_by=on_behalf_of or principal.sub,
         saga_id=_headers.saga_id(headers.get("x-saga-id")),
         content_length=_headers.content_length(headers.get("content-length")),
         expected_sha256=_headers.expected_sha256(

@@ -1,4 +1,4 @@
-"""Parsing of the request headers the element accepts, each failure a clear 400."""
+"""The ArtStore request headers (filename, attributes, checksums, saga id), each failure a clear 400."""
 
 from __future__ import annotations
 

@@ -1,0 +1,139 @@
+"""create_app(settings) and the lifespan that connects the ingester to the admin, Redis and discovery."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from artstore_common.auth import JwksVerifier
+from artstore_common.breakers import CircuitBreakers
+from artstore_common.discovery import DiscoveryClient
+from artstore_common.errors import ServiceUnavailable
+from artstore_common.health import redis_probe
+from artstore_common.ratelimit import RateLimiter
+from artstore_common.redis import create_redis
+from artstore_common.service import build_app
+from artstore_common.service_token import ServiceToken
+from artstore_ingester.api import files as files_api
+from artstore_ingester.clients.admin import AdminClient
+from artstore_ingester.clients.elements import ElementClient
+from artstore_ingester.services.changes import FileChanges
+from artstore_ingester.services.uploads import UploadService
+from artstore_ingester.settings import IngesterSettings
+
+SERVICE = "ingester"
+_log = logging.getLogger("artstore.ingester")
+
+
+def _required(settings: IngesterSettings) -> tuple[str, str]:
+    missing = [
+        name
+        for name, value in (
+            ("ARTSTORE_INGESTER_ADMIN_URL", settings.admin_url),
+            ("ARTSTORE_INGESTER_CLIENT_ID", settings.client_id),
+            ("ARTSTORE_INGESTER_CLIENT_SECRET", settings.client_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not set (artstore dev up sets them for you)")
+    assert settings.admin_url is not None
+    assert settings.client_id is not None
+    return settings.admin_url.rstrip("/"), settings.client_id
+
+
+def create_app(settings: IngesterSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        admin_url, client_id = _required(settings)
+        assert settings.client_secret is not None
+        # Uploads hold a connection each for as long as they stream: size the pool for many at once.
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+        redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
+        token = ServiceToken(
+            http, admin_url, client_id, settings.client_secret, timeout_seconds=settings.admin_timeout_seconds
+        )
+        discovery = DiscoveryClient(
+            redis=redis,
+            namespace=settings.redis_namespace,
+            fallback_path=settings.discovery_fallback_path,
+            admin_url=admin_url,
+            token_provider=token,
+            http=http,
+        )
+        verifier = JwksVerifier(
+            jwks_url=settings.jwks_url or f"{admin_url}/.well-known/jwks.json",
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            http=http,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            refetch_seconds=settings.jwks_refetch_seconds,
+        )
+        try:
+            await verifier.refresh()
+        except ServiceUnavailable as exc:
+            _log.warning("signing keys not loaded yet; authenticated requests fail until they are: %s", exc)
+        await discovery.start()
+
+        breakers = CircuitBreakers(
+            SERVICE,
+            failure_threshold=settings.circuit_failure_threshold,
+            recovery_seconds=settings.circuit_recovery_seconds,
+        )
+        admin = AdminClient(
+            http,
+            admin_url,
+            token,
+            timeout=settings.admin_timeout_seconds,
+            complete_attempts=settings.complete_attempts,
+        )
+        elements = ElementClient(
+            http,
+            token,
+            breakers,
+            connect_timeout=settings.se_connect_timeout_seconds,
+            timeout=settings.se_timeout_seconds,
+        )
+        app.state.verifier = verifier
+        app.state.rate_limiter = RateLimiter(
+            redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
+        )
+        app.state.uploads = UploadService(
+            discovery=discovery,
+            admin=admin,
+            elements=elements,
+            max_bytes=settings.max_upload_bytes,
+            heartbeat_seconds=settings.saga_heartbeat_seconds,
+        )
+        app.state.changes = FileChanges(discovery=discovery, admin=admin, elements=elements)
+        app.state.discovery = discovery
+        app.state.breakers = breakers
+
+        async def auth_ready() -> None:
+            if not verifier.loaded:
+                await verifier.refresh()
+
+        async def discovery_ready() -> None:
+            if discovery.snapshot is None:
+                raise ServiceUnavailable("no discovery snapshot yet: no storage element is known")
+
+        app.state.health.add("auth", auth_ready)
+        app.state.health.add("discovery", discovery_ready)
+        app.state.health.add("redis", redis_probe(redis), critical=False)
+        _log.info("ingester ready", extra={"admin_url": admin_url})
+        try:
+            yield
+        finally:
+            await discovery.close()
+            if redis is not None:
+                await redis.aclose()
+            await http.aclose()
+
+    app = build_app(SERVICE, settings, lifespan)
+    app.state.settings = settings
+    app.include_router(files_api.router)
+    return app

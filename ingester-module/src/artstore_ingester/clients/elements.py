@@ -1,0 +1,128 @@
+"""Calls from the ingester to storage elements, each behind that element's circuit breaker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, Callable
+from typing import Any
+
+import httpx
+
+from artstore_common.breakers import CircuitBreakers, TargetFailed
+from artstore_common.errors import UpstreamProblem
+from artstore_common.propagation import outgoing_headers
+from artstore_common.service_token import ServiceToken
+
+_WHO = "storage element"
+
+
+class ElementFailed(TargetFailed):
+    """The element could not be reached, timed out or failed (5xx). `before_body`: no byte of the upload
+    had been handed over yet, so another element may take the file instead."""
+
+    def __init__(self, element_id: str, detail: str, *, before_body: bool) -> None:
+        super().__init__(detail)
+        self.element_id = element_id
+        self.detail = detail
+        self.before_body = before_body
+
+
+class ElementClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token: ServiceToken,
+        breakers: CircuitBreakers,
+        *,
+        connect_timeout: float,
+        timeout: float,
+    ) -> None:
+        self._http = http
+        self._token = token
+        self.breakers = breakers
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+
+    async def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**outgoing_headers(), **(extra or {}), "Authorization": f"Bearer {await self._token()}"}
+
+    async def put(
+        self,
+        element_id: str,
+        url: str,
+        file_id: uuid.UUID,
+        headers: dict[str, str],
+        body: AsyncIterable[bytes],
+        body_started: Callable[[], bool],
+    ) -> dict[str, Any]:
+        """Stream one file to the element; its attr.json on 201, its problem (UpstreamProblem) on a 4xx/507."""
+        with self.breakers.guard(element_id):
+            try:
+                response = await self._http.put(
+                    f"{url}/api/v1/files/{file_id}",
+                    content=body,
+                    headers=await self._headers(headers),
+                    timeout=self._timeout,
+                )
+            except httpx.TransportError as exc:
+                raise ElementFailed(
+                    element_id,
+                    f"storage element '{element_id}' failed during the upload ({type(exc).__name__}: {exc})",
+                    before_body=not body_started(),
+                ) from exc
+            return _answer(element_id, response, body_started, expect=201)
+
+    async def patch_attributes(
+        self, element_id: str, url: str, file_id: uuid.UUID, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._call(element_id, "PATCH", f"{url}/api/v1/files/{file_id}/attributes", changes)
+
+    async def delete(self, element_id: str, url: str, file_id: uuid.UUID) -> dict[str, Any]:
+        return await self._call(element_id, "DELETE", f"{url}/api/v1/files/{file_id}", None)
+
+    async def attributes(self, element_id: str, url: str, file_id: uuid.UUID) -> dict[str, Any]:
+        return await self._call(element_id, "GET", f"{url}/api/v1/files/{file_id}/attributes", None)
+
+    async def _call(
+        self, element_id: str, method: str, url: str, body: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        with self.breakers.guard(element_id):
+            for attempt in (1, 2):
+                try:
+                    response = await self._http.request(
+                        method, url, json=body, headers=await self._headers(), timeout=self._timeout
+                    )
+                except httpx.TransportError as exc:
+                    raise ElementFailed(
+                        element_id,
+                        f"storage element '{element_id}' did not answer ({type(exc).__name__}: {exc})",
+                        before_body=True,
+                    ) from exc
+                if response.status_code == 401 and attempt == 1:
+                    self._token.invalidate()
+                    continue
+                return _answer(element_id, response, lambda: True, expect=200)
+        raise AssertionError("unreachable")
+
+
+def _answer(
+    element_id: str, response: httpx.Response, body_started: Callable[[], bool], *, expect: int
+) -> dict[str, Any]:
+    if response.status_code == expect:
+        document: dict[str, Any] = response.json()
+        return document
+    if response.status_code >= 500 and response.status_code != 507:
+        raise ElementFailed(
+            element_id,
+            f"storage element '{element_id}' failed ({response.status_code}): {response.text[:300]}",
+            before_body=not body_started(),
+        )
+    if response.status_code in (401, 403):
+        # The user was allowed by the ingester; an element refusing the ingester's own token is upstream.
+        raise UpstreamProblem(
+            502,
+            "SE_REFUSED",
+            "Storage element refused the ingester",
+            f"storage element '{element_id}' refused the ingester's token ({response.status_code}); "
+            "check that it trusts this cluster's admin (ARTSTORE_SE_JWKS_URL)",
+        )
+    raise UpstreamProblem.from_response(response, _WHO)
