@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.files import files_on_disk
@@ -33,9 +34,16 @@ def _api(admin: AdminModule, token: str) -> httpx.Client:
 
 
 @dataclass
+class ElementSpec:
+    mode: str
+    settings: dict[str, Any] = field(default_factory=dict)  # ARTSTORE_SE_* of this element
+    registration: dict[str, Any] = field(default_factory=dict)  # e.g. {"priority": 200}
+
+
+@dataclass
 class Cluster:
     admin: AdminModule
-    elements: dict[str, StorageElement]  # by mode: "edit", "rw"
+    elements: dict[str, StorageElement]  # by mode ("edit", "rw"); a second of a mode is "rw2"
     ingester: ServiceProcess
     namespace: str
     system_account: tuple[str, str]
@@ -86,8 +94,14 @@ class Cluster:
         )
 
     def stored_files(self) -> dict[str, list[Path]]:
-        """Every data file on every element, by mode."""
-        return {mode: files_on_disk(se.data_dir) for mode, se in self.elements.items()}
+        """Every stored file (its .bin; attr.json files beside them are not counted) on every element, by name."""
+        return {
+            name: [path for path in files_on_disk(se.data_dir) if path.suffix == ".bin"]
+            for name, se in self.elements.items()
+        }
+
+    def ingester_rss(self) -> int:
+        return int(psutil.Process(self.ingester.pid).memory_info().rss)
 
     def metrics(self) -> str:
         return httpx.get(f"{self.ingester.url}/metrics", timeout=10).text
@@ -116,7 +130,7 @@ ClusterFactory = Callable[..., Cluster]
 def _factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, list[Any]]]) -> ClusterFactory:
     def make(
         *,
-        modes: tuple[str, ...] = ("edit", "rw"),
+        modes: tuple[str | ElementSpec, ...] = ("edit", "rw"),
         admin_settings: dict[str, Any] | None = None,
         se_settings: dict[str, Any] | None = None,
         ingester_settings: dict[str, Any] | None = None,
@@ -138,9 +152,12 @@ def _factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, list[Any
         processes.append(admin)
         admin.start()
         elements: dict[str, StorageElement] = {}
-        for mode in modes:
-            element_id = f"se-{mode}-{uuid.uuid4().hex[:6]}"
-            elements[mode] = storage_element(
+        for spec in modes:
+            spec = spec if isinstance(spec, ElementSpec) else ElementSpec(spec)
+            mode = spec.mode
+            name = mode if mode not in elements else f"{mode}{sum(k.startswith(mode) for k in elements) + 1}"
+            element_id = f"se-{name}-{uuid.uuid4().hex[:6]}"
+            elements[name] = storage_element(
                 element_id=element_id,
                 data_dir=base / element_id,
                 database_url=infra.database_url,
@@ -149,11 +166,11 @@ def _factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, list[Any
                 jwks_url=admin.jwks_url,
                 log_dir=base,
                 mode=mode,
-                **(se_settings or {}),
+                **{**(se_settings or {}), **spec.settings},
             )
-            processes.append(elements[mode])
-            elements[mode].start()
-            register(admin, elements[mode])
+            processes.append(elements[name])
+            elements[name].start()
+            register(admin, elements[name], **spec.registration)
         account = system_account(admin, f"ingester-{uuid.uuid4().hex[:6]}")
         ingester = ingester_module(
             admin=admin,

@@ -109,14 +109,15 @@ class SagaService:
         existing = await store.by_idempotency_key(connection, new.idempotency_key, lock=True)
         if existing is None:
             return None
-        _same_request(existing, new)
         if existing["status"] in ("compensating", "compensated", "failed"):
-            # What the earlier attempt wrote is (being) undone: the key is free for a retry.
+            # What the earlier attempt wrote is (being) undone, so nothing answers to the key any more:
+            # it is free for a retry, changed or not.
             await store.release_idempotency_key(connection, existing["id"])
             await store.add_step(
                 connection, existing["id"], "idempotency_key_released", "done", {"key": new.idempotency_key}
             )
             return None
+        _same_request(existing, new)
         return uuid.UUID(str(existing["id"]))
 
     async def _check_startable(self, connection: AsyncConnection, new: NewSaga) -> str:
