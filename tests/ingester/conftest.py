@@ -208,6 +208,14 @@ def make_cluster(infra: Infra, tmp_path: Path) -> Iterator[ClusterFactory]:
 
 
 @pytest.fixture(scope="module")
+def make_cluster_module(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterFactory]:
+    """Clusters with their own settings, shared by the tests of one module."""
+    made: list[tuple[Cluster | None, list[Any]]] = []
+    yield _factory(infra, tmp_path_factory.mktemp("clusters"), made)
+    _stop(made)
+
+
+@pytest.fixture(scope="module")
 def cluster(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One cluster shared by a module's tests that do not depend on each other's state."""
     made: list[tuple[Cluster | None, list[Any]]] = []
