@@ -1,0 +1,98 @@
+"""Saga details a user notices: long uploads outlive the saga timeout, refused changes leave the catalog
+as attr.json says, and catalog changes invalidate the query modules' caches."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import redis
+
+from artstore_common.cache import invalidation_channel, metadata_key
+from tests.ingester.conftest import Cluster, ClusterFactory, wait_for
+
+
+def _slow_body(seconds: float, pieces: int = 12) -> Iterator[bytes]:
+    for _ in range(pieces):
+        time.sleep(seconds / pieces)
+        yield b"s" * 4096
+
+
+def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: ClusterFactory):
+    cluster = make_cluster(
+        modes=("rw",),
+        admin_settings={"saga_timeout_seconds": 2, "saga_recovery_seconds": 0.5},
+        ingester_settings={"saga_heartbeat_seconds": 0.5},
+    )
+    response = cluster.client().post(
+        "/files", content=_slow_body(6), headers={"X-Artstore-Filename": "slow.bin"}
+    )
+
+    assert response.status_code == 201, response.text
+    assert len(cluster.catalog(response.json()["file_id"])) == 1
+    [saga] = cluster.sagas(type="upload")
+    assert saga["status"] == "completed"
+
+
+def test_a_patch_the_element_refuses_leaves_file_and_catalog_as_they_were(make_cluster: ClusterFactory):
+    cluster = make_cluster(modes=("rw",))
+    stored = (
+        cluster.client()
+        .post("/files", content=b"sealed soon", headers={"X-Artstore-Filename": "s.txt"})
+        .json()
+    )
+    with httpx.Client(
+        base_url=f"{cluster.admin.url}/api/v1", headers={"Authorization": f"Bearer {cluster.admin.token()}"}
+    ) as api:
+        sealed = api.post(
+            f"/storage-elements/{stored['storage_element_id']}/mode", json={"target_mode": "ro"}
+        )
+    assert sealed.status_code == 200, sealed.text
+
+    response = cluster.client().patch(f"/files/{stored['file_id']}", json={"description": "too late"})
+
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "MODE_NOT_ALLOWED"
+    [row] = cluster.catalog(stored["file_id"])
+    assert row["description"] == ""
+    assert json.loads(row["attributes"]) == stored
+    [saga] = cluster.sagas(type="update")
+    assert saga["status"] == "compensated"
+
+
+def test_a_patch_or_delete_invalidates_the_metadata_cache(cluster: Cluster):
+    client = cluster.client()
+    stored = client.post(
+        "/files",
+        content=b"cached",
+        headers={
+            "X-Artstore-Filename": "c.txt",
+            "X-Artstore-Attributes": '{"retention": {"policy": "temporary"}}',
+        },
+    ).json()
+    file_id = stored["file_id"]
+    url = cluster.admin.env["ARTSTORE_ADMIN_REDIS_URL"]
+    with redis.Redis.from_url(url, decode_responses=True) as plain:
+        cached = metadata_key(cluster.namespace, file_id)
+        plain.set(cached, json.dumps(stored))
+        listener = plain.pubsub()
+        listener.subscribe(invalidation_channel(cluster.namespace))
+        listener.get_message(timeout=2)  # the subscription confirmation
+
+        assert client.patch(f"/files/{file_id}", json={"tags": ["new"]}).status_code == 200
+        first = wait_for(
+            lambda: listener.get_message(timeout=1), within=5, what="an invalidation after PATCH"
+        )
+        assert plain.get(cached) is None
+        plain.set(cached, json.dumps(stored))
+        assert client.delete(f"/files/{file_id}").status_code == 200
+        second = wait_for(
+            lambda: listener.get_message(timeout=1), within=5, what="an invalidation after DELETE"
+        )
+        listener.close()
+        assert plain.get(cached) is None
+
+    assert json.loads(first["data"]) == {"file_id": file_id, "event": "updated"}
+    assert json.loads(second["data"]) == {"file_id": file_id, "event": "deleted"}
