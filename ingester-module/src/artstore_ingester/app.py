@@ -102,13 +102,14 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         app.state.rate_limiter = RateLimiter(
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
         )
-        app.state.uploads = UploadService(
+        uploads = UploadService(
             discovery=discovery,
             admin=admin,
             elements=elements,
             max_bytes=settings.max_upload_bytes,
             heartbeat_seconds=settings.saga_heartbeat_seconds,
         )
+        app.state.uploads = uploads
         app.state.changes = FileChanges(discovery=discovery, admin=admin, elements=elements)
         app.state.discovery = discovery
         app.state.breakers = breakers
@@ -128,6 +129,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         try:
             yield
         finally:
+            await uploads.close()
             await discovery.close()
             if redis is not None:
                 await redis.aclose()

@@ -64,6 +64,7 @@ class UploadService:
         self._elements = elements
         self._max_bytes = max_bytes
         self._heartbeat_seconds = heartbeat_seconds
+        self._background: set[asyncio.Task[None]] = set()
 
     async def upload(
         self, request: UploadRequest, principal: Principal, idempotency_key: str | None
@@ -88,12 +89,14 @@ class UploadService:
                 attributes = await self._store(saga, element, request, body, principal)
             except ElementFailed as exc:
                 ELEMENT_ATTEMPTS.labels(element.id, "failed").inc()
-                await self._report(saga, exc.detail)
                 if not exc.before_body:
+                    await self._report(saga, exc.detail)
                     UPLOADS.labels("element_failed").inc()
                     raise DependencyUnavailable(
                         f"{exc.detail}; nothing was stored, send the file again", retry_after=5
                     ) from exc
+                # Nothing reached the element, so the undo is a formality: do not make the client wait on it.
+                self._report_later(saga, exc.detail)
                 failures.append(exc.detail)
                 continue
             except UpstreamProblem as exc:
@@ -193,6 +196,16 @@ class UploadService:
     async def _report(self, saga: Saga, error: str) -> None:
         # Shielded: a cancelled request must still tell the admin, or the file waits for the recovery loop.
         await asyncio.shield(self._admin.fail(saga.id, error))
+
+    def _report_later(self, saga: Saga, error: str) -> None:
+        task = asyncio.create_task(self._admin.fail(saga.id, error), name=f"saga-fail-{saga.id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Let pending failure reports finish (the admin's recovery loop would cover them, only later)."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, saga_id: uuid.UUID) -> AsyncIterator[None]:
