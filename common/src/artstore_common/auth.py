@@ -16,6 +16,7 @@ import jwt
 from fastapi import Request
 
 from artstore_common.errors import InsufficientScope, InvalidToken, MissingToken, ServiceUnavailable
+from artstore_common.settings import ServiceSettings
 
 _log = logging.getLogger("artstore.auth")
 _ACCEPTED_TYPES = {"at+jwt", "application/at+jwt"}
@@ -71,6 +72,30 @@ class JwksVerifier:
         # Tokens already verified, until they expire: a client sends the same token for many requests,
         # and a full RS256 check per request is most of the cost of a small one.
         self._verified: OrderedDict[str, tuple[Principal, float, str]] = OrderedDict()
+
+    @classmethod
+    async def started(
+        cls, settings: ServiceSettings, audience: str, http: httpx.AsyncClient, *, jwks_url: str | None = None
+    ) -> JwksVerifier:
+        """A verifier from a service's settings, keys loaded if the admin answers (else at first use)."""
+        verifier = cls(
+            jwks_url=jwks_url or settings.jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=audience,
+            http=http,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            refetch_seconds=settings.jwks_refetch_seconds,
+        )
+        try:
+            await verifier.refresh()
+        except ServiceUnavailable as exc:
+            _log.warning("signing keys not loaded yet; authenticated requests fail until they are: %s", exc)
+        return verifier
+
+    async def ready(self) -> None:
+        """A readiness check: the keys are loaded, or load now."""
+        if not self.loaded:
+            await self.refresh()
 
     @property
     def loaded(self) -> bool:

@@ -65,18 +65,12 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             token_provider=token,
             http=http,
         )
-        verifier = JwksVerifier(
+        verifier = await JwksVerifier.started(
+            settings,
+            settings.jwt_audience,
+            http,
             jwks_url=settings.jwks_url or f"{admin_url}/.well-known/jwks.json",
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            http=http,
-            leeway_seconds=settings.jwt_leeway_seconds,
-            refetch_seconds=settings.jwks_refetch_seconds,
         )
-        try:
-            await verifier.refresh()
-        except ServiceUnavailable as exc:
-            _log.warning("signing keys not loaded yet; authenticated requests fail until they are: %s", exc)
         await discovery.start()
 
         breakers = CircuitBreakers(
@@ -114,15 +108,11 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         app.state.discovery = discovery
         app.state.breakers = breakers
 
-        async def auth_ready() -> None:
-            if not verifier.loaded:
-                await verifier.refresh()
-
         async def discovery_ready() -> None:
             if discovery.snapshot is None:
                 raise ServiceUnavailable("no discovery snapshot yet: no storage element is known")
 
-        app.state.health.add("auth", auth_ready)
+        app.state.health.add("auth", verifier.ready)
         app.state.health.add("discovery", discovery_ready)
         app.state.health.add("redis", redis_probe(redis), critical=False)
         _log.info("ingester ready", extra={"admin_url": admin_url})

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from artstore_common.auth import JwksVerifier
 from artstore_common.background import running
 from artstore_common.database import create_engine
-from artstore_common.errors import ServiceUnavailable
 from artstore_common.health import postgres_probe, redis_probe
 from artstore_common.migrations import upgrade_to_head
 from artstore_common.ratelimit import RateLimiter
@@ -116,18 +115,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
         files.mode = mode
         element = ElementService(settings, layout, files, announcer)
         http = httpx.AsyncClient(timeout=5.0)
-        verifier = JwksVerifier(
-            jwks_url=settings.jwks_url,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            http=http,
-            leeway_seconds=settings.jwt_leeway_seconds,
-            refetch_seconds=settings.jwks_refetch_seconds,
-        )
-        try:
-            await verifier.refresh()
-        except ServiceUnavailable as exc:
-            _log.warning("signing keys not loaded yet; authenticated requests fail until they are: %s", exc)
+        verifier = await JwksVerifier.started(settings, settings.jwt_audience, http)
 
         app.state.files = files
         app.state.element = element
@@ -137,13 +125,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
         )
 
-        async def auth_ready() -> None:
-            if not verifier.loaded:
-                await verifier.refresh()
-
         app.state.health.add("postgresql", postgres_probe(engine))
         app.state.health.add("redis", redis_probe(redis), critical=False)
-        app.state.health.add("auth", auth_ready)
+        app.state.health.add("auth", verifier.ready)
         _log.info("storage element ready", extra={"element": settings.element_id, "mode": mode})
         try:
             async with running(announcer.run(element.info), "heartbeat"):
