@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.ingester._forms import multipart
-from tests.ingester.conftest import Cluster, ClusterFactory
+from tests.support.cluster import Cluster, ClusterFactory
 from tests.support.files import generated, tmp_entries
 
 MiB = 1 << 20

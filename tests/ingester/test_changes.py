@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.ingester.conftest import Cluster
+from tests.support.cluster import Cluster
 from tests.support.files import attr_json, shard
 
 

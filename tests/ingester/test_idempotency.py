@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from tests.ingester._forms import multipart
-from tests.ingester.conftest import Cluster
+from tests.support.cluster import Cluster
 
 
 def _upload(client: httpx.Client, key: str, content: bytes, filename: str = "invoice.pdf") -> httpx.Response:

@@ -11,7 +11,7 @@ import httpx
 import redis
 
 from artstore_common.cache import invalidation_channel, metadata_key
-from tests.ingester.conftest import Cluster, ClusterFactory, wait_for
+from tests.support.cluster import Cluster, ClusterFactory, wait_for
 
 
 def _slow_body(seconds: float, pieces: int = 12) -> Iterator[bytes]:

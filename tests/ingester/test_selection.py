@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from typing import Any
 
 import httpx
 import redis
 
 from artstore_common.discovery import discovery_key
-from tests.ingester.conftest import Cluster, ClusterFactory, ElementSpec, wait_for
+from tests.support.cluster import Cluster, ClusterFactory, ElementSpec, wait_for
 
 KiB = 1 << 10
 
@@ -19,7 +20,7 @@ def _upload(cluster: Cluster, size: int, name: str = "f.bin") -> httpx.Response:
     return cluster.client().post("/files", content=b"\x5a" * size, headers={"X-Artstore-Filename": name})
 
 
-def _snapshot_entry(cluster: Cluster, element_id: str) -> dict:
+def _snapshot_entry(cluster: Cluster, element_id: str) -> dict[str, Any]:
     with redis.Redis.from_url(cluster.admin.env["ARTSTORE_ADMIN_REDIS_URL"]) as client:
         raw = client.get(discovery_key(cluster.namespace))
     for entry in json.loads(raw or "{}").get("storage_elements", []):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.ingester._forms import multipart
-from tests.ingester.conftest import Cluster
+from tests.support.cluster import Cluster
 from tests.support.files import attr_json, generated, generated_sha256, shard
 
 MiB = 1 << 20
