@@ -22,6 +22,8 @@ import psutil
 from artstore_common.embedded import EmbeddedPostgres
 
 ARTSTORE = str(Path(sys.executable).with_name("artstore"))
+# What dev up names the system accounts it makes for its ingester (the README says so).
+INGESTER_ACCOUNT_PREFIX = "dev-ingester-"
 
 
 def _port_is_free(port: int) -> bool:
@@ -35,12 +37,12 @@ def _port_is_free(port: int) -> bool:
 
 
 def free_base_port() -> int:
-    """A base port N with N..N+11 free, so the admin and both elements can bind."""
+    """A base port N with N..N+30 free: the admin, the elements, the ingester and the query module's."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 20)
-        if all(_port_is_free(base + offset) for offset in range(12)):
+        base = random.randrange(20000, 60000, 40)
+        if all(_port_is_free(base + offset) for offset in range(31)):
             return base
-    raise RuntimeError("no free range of 12 ports found")
+    raise RuntimeError("no free range of 31 ports found")
 
 
 def port_is_open(port: int) -> bool:
@@ -158,9 +160,32 @@ class DevUp:
     def element_url(self, element_id: str) -> str:
         return next(se["url"] for se in self.ready["storage_elements"] if se["id"] == element_id)
 
+    @property
+    def ingester_account_file(self) -> Path:
+        return self.data_dir / "ingester" / "account.json"
+
+    def upload(self, content: bytes, filename: str, token: str | None = None) -> httpx.Response:
+        """A raw-body upload through the cluster's ingester."""
+        with self.client(self.ready["ingester_url"], token) as client:
+            return client.post(
+                "/files",
+                content=content,
+                headers={"X-Artstore-Filename": filename, "Content-Type": "text/plain"},
+            )
+
+    def ingester_accounts(self) -> list[str]:
+        """Names of the live accounts dev up made for an ingester."""
+        with self.client(self.ready["admin_url"]) as client:
+            listed = client.get("/service-accounts")
+        listed.raise_for_status()
+        names = [account["name"] for account in listed.json()["items"]]
+        return [name for name in names if name.startswith(INGESTER_ACCOUNT_PREFIX)]
+
     def ports(self) -> list[int]:
         """Every port the cluster listened on, the embedded servers' included."""
-        ports = [int(urlsplit(self.ready["admin_url"]).port or 0)]
+        ports = [
+            int(urlsplit(url).port or 0) for url in (self.ready["admin_url"], self.ready["ingester_url"])
+        ]
         ports += [int(urlsplit(se["url"]).port or 0) for se in self.ready["storage_elements"]]
         for server in ("database", "redis"):
             if self.ready[server]["embedded"]:

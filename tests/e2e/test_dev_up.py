@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import psutil
 import pytest
 
 from artstore_common.embedded import EmbeddedPostgres
-from tests.e2e._devup import ARTSTORE, DevUp, port_is_open, wait_until
+from tests.e2e._devup import ARTSTORE, INGESTER_ACCOUNT_PREFIX, DevUp, port_is_open, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def test_ready_line_describes_the_cluster(cluster: DevUp) -> None:
     ready = cluster.ready
     assert ready["admin_url"] == f"http://127.0.0.1:{cluster.base_port}"
-    assert ready["ingester_url"] is None
+    assert ready["ingester_url"] == f"http://127.0.0.1:{cluster.base_port + 20}"
     assert ready["query_url"] is None
     assert ready["storage_elements"] == [
         {"id": "se-edit", "url": f"http://127.0.0.1:{cluster.base_port + 10}", "mode": "edit"},
@@ -54,9 +55,39 @@ def test_elements_are_registered_with_the_admin(cluster: DevUp) -> None:
 
 def test_secrets_are_private_files(cluster: DevUp) -> None:
     credentials = cluster.data_dir / "credentials.json"
-    assert json.loads(credentials.read_text())["client_secret"] == cluster.ready["client_secret"]
-    for secret in (credentials, *(cluster.data_dir / "admin").iterdir()):
+    written = json.loads(credentials.read_text())
+    assert written["client_secret"] == cluster.ready["client_secret"]
+    assert written["ingester_url"] == cluster.ready["ingester_url"]
+    account = json.loads(cluster.ingester_account_file.read_text())
+    assert account["name"].startswith(INGESTER_ACCOUNT_PREFIX)
+    assert account["client_secret"]
+    for secret in (credentials, cluster.ingester_account_file, *(cluster.data_dir / "admin").iterdir()):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+
+
+def test_upload_through_the_ingester_lands_on_the_element_it_names(cluster: DevUp) -> None:
+    token = cluster.token()  # the bootstrap ADMIN account: files:write and files:read
+    content = b"uploaded through the dev cluster's ingester\n"
+    uploaded = cluster.upload(content, "through-ingester.txt", token)
+    assert uploaded.status_code == 201, uploaded.text
+    stored = uploaded.json()
+    assert stored["original_filename"] == "through-ingester.txt"
+    assert stored["size_bytes"] == len(content)
+    assert stored["sha256"] == hashlib.sha256(content).hexdigest()
+    with cluster.client(cluster.element_url(stored["storage_element_id"]), token) as client:
+        download = client.get(f"/files/{stored['file_id']}")
+    assert download.status_code == 200, download.text
+    assert download.content == content
+
+
+def test_the_ingester_runs_as_its_own_system_account(cluster: DevUp) -> None:
+    account = json.loads(cluster.ingester_account_file.read_text())
+    assert account["client_id"] != cluster.ready["client_id"]
+    assert cluster.ingester_accounts() == [account["name"]]
+    with cluster.client(cluster.ready["admin_url"]) as client:
+        listed = client.get("/service-accounts").json()["items"]
+    [made] = [item for item in listed if item["name"] == account["name"]]
+    assert (made["role"], made["is_system"], made["status"]) == ("USER", True, "active")
 
 
 def test_token_endpoint_speaks_oauth_client_credentials(cluster: DevUp) -> None:
@@ -187,8 +218,11 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
         )
     assert stored.status_code == 201, stored.text
 
+    account = json.loads(first.ingester_account_file.read_text())
+
     processes = [psutil.Process(first.pid), *first.children()]
     assert len([p for p in processes if "artstore_storage" in " ".join(p.cmdline())]) == 2
+    assert len([p for p in processes if "artstore_ingester" in " ".join(p.cmdline())]) == 1
     postgres = first.postgres_pid()
     assert (postgres is not None) == embedded
     ports = first.ports()
@@ -213,6 +247,35 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
         assert download.status_code == 200
         assert download.content == b"kept across restarts"
         assert [item["file_id"] for item in listed] == [file_id]
+
+        # The ingester is back, as the account the first start made: no second one was created.
+        assert again["ingester_url"] == ready["ingester_url"]
+        assert json.loads(second.ingester_account_file.read_text()) == account
+        assert second.ingester_accounts() == [account["name"]]
+        assert second.upload(b"after the restart", "again.txt", token).status_code == 201
+    finally:
+        second.cleanup()
+
+
+def test_an_ingester_account_that_no_longer_works_is_replaced(dev_up) -> None:
+    first = dev_up()
+    first.start()
+    stale = json.loads(first.ingester_account_file.read_text())
+    with first.client(first.ready["admin_url"]) as client:
+        [stale_id] = [
+            a["id"] for a in client.get("/service-accounts").json()["items"] if a["name"] == stale["name"]
+        ]
+        assert client.delete(f"/service-accounts/{stale_id}").status_code == 204
+    assert first.terminate() == 0
+
+    second = DevUp(first.data_dir, first.base_port, first.env, name="replaced")
+    try:
+        second.start()
+        replacement = json.loads(second.ingester_account_file.read_text())
+        assert replacement["client_id"] != stale["client_id"]
+        assert second.ingester_accounts() == [replacement["name"]]
+        assert f"the ingester's account {stale['name']} no longer works" in second.stderr_tail()
+        assert second.upload(b"with the new account", "new.txt").status_code == 201
     finally:
         second.cleanup()
 
@@ -220,8 +283,8 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
 def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> None:
     first = dev_up(embedded=True)
     first.start()
-    orphans = first.children()  # the admin, the storage elements and the embedded Redis
-    assert len(orphans) == 4
+    orphans = first.children()  # the admin, the storage elements, the ingester and the embedded Redis
+    assert len(orphans) == 5
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     second = DevUp(first.data_dir, first.base_port, first.env, name="after-kill")

@@ -1,8 +1,8 @@
 """Processes a previous `dev up` on the same data directory left behind when it was killed (kill -9).
 
 Only a clean shutdown stops the children; after a kill they keep running, holding ports and files. They
-are recognised by what ties them to this data directory, never by name alone: the admin and the storage
-elements by the data directory dev up put in their environment (a storage element also by its
+are recognised by what ties them to this data directory, never by name alone: the admin, the ingester and
+the storage elements by the data directory dev up put in their environment (a storage element also by its
 ARTSTORE_SE_DATA_DIR), the embedded Redis by its working directory. (The embedded PostgreSQL is found by
 its postmaster.pid; see infra.)
 """
@@ -17,6 +17,7 @@ import psutil
 from artstore_client.dev.admin import DATA_DIR_MARKER
 
 _log = logging.getLogger("artstore.dev")
+_SERVICES_BY_PORT_VARIABLE = (("ARTSTORE_ADMIN_PORT", "admin"), ("ARTSTORE_INGESTER_PORT", "ingester"))
 
 
 def _leftover_of(process: psutil.Process, root: Path, redis_dir: Path) -> str | None:
@@ -24,8 +25,9 @@ def _leftover_of(process: psutil.Process, root: Path, redis_dir: Path) -> str | 
     try:
         environ = process.environ()
         marker = environ.get(DATA_DIR_MARKER)
-        if marker is not None and "ARTSTORE_ADMIN_PORT" in environ:
-            return "admin" if Path(marker).resolve() == root else None
+        for port_variable, what in _SERVICES_BY_PORT_VARIABLE:
+            if marker is not None and port_variable in environ:
+                return what if Path(marker).resolve() == root else None
         data_dir = environ.get("ARTSTORE_SE_DATA_DIR")
         if data_dir is not None:
             path = Path(data_dir).resolve()

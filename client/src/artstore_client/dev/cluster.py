@@ -1,4 +1,4 @@
-"""The dev cluster: infrastructure, the admin, the storage elements, and their shutdown order."""
+"""The dev cluster: infrastructure, the admin, the storage elements, the ingester, and their shutdown order."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ from artstore_client.dev.admin import (
     admin_environment,
 )
 from artstore_client.dev.infra import Infrastructure, start_infrastructure
+from artstore_client.dev.ingester import (
+    INGESTER_PACKAGE,
+    IngesterAccount,
+    IngesterAccountFailed,
+    ensure_ingester_account,
+    ingester_command,
+    ingester_environment,
+)
 from artstore_client.dev.layout import DevLayout, StorageElementSpec
 from artstore_client.dev.registration import RegistrationFailed, register_elements
 from artstore_client.dev.supervisor import ChildFailed, ManagedProcess
@@ -67,11 +75,12 @@ class DevCluster:
         self.infra: Infrastructure | None = None
         self.admin: ManagedProcess | None = None
         self.elements: list[tuple[StorageElementSpec, ManagedProcess]] = []
+        self.ingester: ManagedProcess | None = None
         self._lock = DataDirLock(self.layout.lock_file)
 
     async def start(self, stop: asyncio.Event) -> dict[str, Any] | None:
         """Start everything and return the ready document; None when `stop` was set meanwhile."""
-        for package in (ADMIN_PACKAGE, STORAGE_ELEMENT_PACKAGE):
+        for package in (ADMIN_PACKAGE, STORAGE_ELEMENT_PACKAGE, INGESTER_PACKAGE):
             if importlib.util.find_spec(package) is None:
                 raise StartupFailed(
                     f"the {package} package is not installed: run `make install` in the ArtStore checkout"
@@ -96,23 +105,27 @@ class DevCluster:
             return None
         # The admin first: the elements load its signing keys when they start.
         self.admin = self._admin(self.infra, self.admin_secrets)
-        await self.admin.start()
-        if not await _unless_stopped(_all_ready([self.admin]), stop):
+        if not await _start_supervised([self.admin], stop):
             return None
-        self.admin.supervise()
         self.elements = [
             (spec, self._storage_element(spec, self.infra)) for spec in self.layout.storage_elements
         ]
-        for _, process in self.elements:
-            await process.start()
-        if not await _unless_stopped(_all_ready([process for _, process in self.elements]), stop):
+        if not await _start_supervised([process for _, process in self.elements], stop):
             return None
-        for _, process in self.elements:
-            process.supervise()
         try:
-            document = await self._register_and_describe()
-        except (TokenRequestFailed, RegistrationFailed, httpx.HTTPError) as exc:
+            token = await asyncio.to_thread(fetch_token, self._bootstrap_credentials())
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                # The ingester last: it serves once the admin's discovery names at least one element.
+                elements = await self._register_elements(http, token)
+                account = await ensure_ingester_account(
+                    http, self.layout.admin_url, token, self.layout.ingester_account
+                )
+        except (TokenRequestFailed, RegistrationFailed, IngesterAccountFailed, httpx.HTTPError) as exc:
             raise StartupFailed(f"{exc} (logs: {self.layout.logs})") from None
+        self.ingester = self._ingester(self.infra, account)
+        if not await _start_supervised([self.ingester], stop):
+            return None
+        document = self._describe(elements)
         await asyncio.to_thread(write_credentials, self.layout.root, document)
         return document
 
@@ -160,32 +173,51 @@ class DevCluster:
             spec.url + "/health/ready",
         )
 
-    async def _register_and_describe(self) -> dict[str, Any]:
+    def _ingester(self, infra: Infrastructure, account: IngesterAccount) -> ManagedProcess:
+        env = ingester_environment(
+            root=self.layout.root,
+            port=self.layout.ingester_port,
+            admin_url=self.layout.admin_url,
+            account=account,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            discovery_fallback_path=self.layout.ingester_discovery,
+        )
+        return ManagedProcess(
+            "ingester",
+            ingester_command(),
+            env,
+            self.layout.logs / "ingester.log",
+            self.layout.ingester_url + "/health/ready",
+        )
+
+    def _bootstrap_credentials(self) -> Credentials:
         assert self.admin_secrets is not None
-        assert self.infra is not None
-        credentials = Credentials(
+        return Credentials(
             self.layout.admin_url,
             self.admin_secrets.bootstrap_client_id,
             self.admin_secrets.bootstrap_client_secret,
         )
-        token = await asyncio.to_thread(fetch_token, credentials)
+
+    async def _register_elements(self, http: httpx.AsyncClient, token: str) -> list[dict[str, str]]:
+        """Registers the elements and returns them as the ready document lists them."""
+        await register_elements(http, self.layout.admin_url, token, [spec for spec, _ in self.elements])
         elements = []
-        async with httpx.AsyncClient(timeout=10.0) as http:
-            await register_elements(
-                http, self.layout.admin_url, token, [spec.url for spec, _ in self.elements]
-            )
-            for spec, _ in self.elements:
-                # The persisted mode wins over the configured one (the API may have moved it on).
-                response = await http.get(
-                    spec.url + "/api/v1/info", headers={"Authorization": f"Bearer {token}"}
-                )
-                response.raise_for_status()
-                elements.append({"id": spec.element_id, "url": spec.url, "mode": response.json()["mode"]})
+        for spec, _ in self.elements:
+            # The persisted mode wins over the configured one (the API may have moved it on).
+            response = await http.get(spec.url + "/api/v1/info", headers={"Authorization": f"Bearer {token}"})
+            response.raise_for_status()
+            elements.append({"id": spec.element_id, "url": spec.url, "mode": response.json()["mode"]})
+        return elements
+
+    def _describe(self, elements: list[dict[str, str]]) -> dict[str, Any]:
+        assert self.infra is not None
+        credentials = self._bootstrap_credentials()
         return {
             "admin_url": self.layout.admin_url,
             "token_url": self.layout.admin_url + TOKEN_PATH,
             "jwks_url": self.layout.admin_url + "/.well-known/jwks.json",
-            "ingester_url": None,
+            "ingester_url": self.layout.ingester_url,
             "query_url": None,
             "storage_elements": elements,
             "client_id": credentials.client_id,
@@ -196,13 +228,27 @@ class DevCluster:
         }
 
     async def stop(self) -> None:
-        """The elements first, then the admin (they verify its tokens), then the servers below."""
+        """The ingester first (it writes to the elements), then the elements, then the admin (they all
+        verify its tokens), then the servers below."""
+        if self.ingester is not None:
+            await self.ingester.stop()
         await asyncio.gather(*(process.stop() for _, process in self.elements))
         if self.admin is not None:
             await self.admin.stop()
         if self.infra is not None:
             await asyncio.to_thread(self.infra.stop)
         self._lock.release()
+
+
+async def _start_supervised(processes: list[ManagedProcess], stop: asyncio.Event) -> bool:
+    """Start the processes and supervise them once all are ready; False when `stop` came first."""
+    for process in processes:
+        await process.start()
+    if not await _unless_stopped(_all_ready(processes), stop):
+        return False
+    for process in processes:
+        process.supervise()
+    return True
 
 
 async def _all_ready(processes: list[ManagedProcess]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Offsets from the base port, as DESIGN section 10 fixes them (admin at N, SEs at N+10..).
+# Offsets from the base port, as DESIGN section 10 fixes them (admin at N, SEs at N+10.., ingester N+20).
 ADMIN_OFFSET = 0
 STORAGE_ELEMENTS = (("se-edit", "edit", 10), ("se-rw", "rw", 11))
 INGESTER_OFFSET = 20
@@ -46,6 +46,20 @@ class DevLayout:
         return self.root / "admin" / "secrets.json"
 
     @property
+    def ingester_dir(self) -> Path:
+        return self.root / "ingester"
+
+    @property
+    def ingester_account(self) -> Path:
+        """The ingester's system account, made on first start (mode 0600)."""
+        return self.ingester_dir / "account.json"
+
+    @property
+    def ingester_discovery(self) -> Path:
+        """The ingester's last discovery snapshot, for a start while Redis is down."""
+        return self.ingester_dir / "discovery.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "dev-up.lock"
 
@@ -58,6 +72,14 @@ class DevLayout:
         return f"http://127.0.0.1:{self.admin_port}"
 
     @property
+    def ingester_port(self) -> int:
+        return self.base_port + INGESTER_OFFSET
+
+    @property
+    def ingester_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingester_port}"
+
+    @property
     def storage_elements(self) -> list[StorageElementSpec]:
         return [StorageElementSpec(i, mode, self.base_port + offset) for i, mode, offset in STORAGE_ELEMENTS]
 
@@ -65,8 +87,8 @@ class DevLayout:
         return self.root / element_id
 
     def ports(self) -> list[int]:
-        return [self.admin_port, *(se.port for se in self.storage_elements)]
+        return [self.admin_port, *(se.port for se in self.storage_elements), self.ingester_port]
 
     def create(self) -> None:
-        for directory in (self.root, self.logs, self.admin_secrets.parent):
+        for directory in (self.root, self.logs, self.admin_secrets.parent, self.ingester_dir):
             directory.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = [("admin", document["admin_url"], "tokens, JWKS, accounts, storage element registry")]
     for element in document["storage_elements"]:
         rows.append((f"storage element {element['id']}", element["url"], f"mode {element['mode']}"))
-    rows += [("ingester", "-", "not part of the cluster yet"), ("query", "-", "not part of the cluster yet")]
+    rows.append(("ingester", document["ingester_url"], "uploads (POST /api/v1/files), updates, deletes"))
+    rows.append(("query", "-", "not part of the cluster yet"))
     for name, label in (("database", "PostgreSQL"), ("redis", "Redis")):
         server = document[name]
         note = "embedded" if server["embedded"] else "from the environment"
