@@ -59,6 +59,9 @@ def test_readme_examples_cover_the_element_api() -> None:
         "/api/v1/service-accounts",
         "/api/v1/audit/verify",
         "/mode",
+        "$INGESTER/api/v1/files",
+        "Idempotency-Key",
+        "-F \"file=@",
         "/api/v1/maintenance/reconcile",
         "/health/live",
         "/health/ready",
@@ -71,6 +74,7 @@ def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
     env = {
         **cluster.env,
         "ARTSTORE_ADMIN_URL": cluster.ready["admin_url"],
+        "ARTSTORE_INGESTER_URL": cluster.ready["ingester_url"],
         "ARTSTORE_URL_SE_EDIT": cluster.element_url("se-edit"),
         "ARTSTORE_URL_SE_RW": cluster.element_url("se-rw"),
         "ARTSTORE_DATA_DIR": str(cluster.data_dir),
@@ -145,12 +149,23 @@ def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
     assert chain["valid"] is True
     assert chain["checked"] >= 1
 
-    refused_mode, sealed = documents[17], documents[18]
+    notes, scan, reviewed, scan_deleted = documents[17:21]
+    assert notes["original_filename"] == "notes.txt"
+    assert notes["storage_element_id"] == "se-rw"
+    assert notes["sha256"] == sha
+    assert re.search(r"^idempotent-replayed: true\s*$", output, re.M | re.I)
+    assert scan["storage_element_id"] == "se-edit"
+    assert scan["tags"] == ["demo", "scan"]
+    assert scan["retention"]["policy"] == "temporary"
+    assert reviewed["description"] == "a reviewed scan"
+    assert scan_deleted["deleted"] is True
+
+    refused_mode, sealed = documents[21], documents[22]
     assert refused_mode["code"] == "INVALID_TRANSITION"
     assert sealed["id"] == "se-rw"
     assert (sealed["previous_mode"], sealed["mode"]) == ("rw", "ro")
     assert sealed["discovery_version"] > 0
-    assert len(documents) == 19
+    assert len(documents) == 23
 
     # What the README says about Redis: the heartbeat key holds the element's /info document.
     heartbeat = asyncio.run(_heartbeat(cluster))
