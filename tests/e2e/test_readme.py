@@ -61,7 +61,7 @@ def test_readme_examples_cover_the_element_api() -> None:
         "/mode",
         "$INGESTER/api/v1/files",
         "Idempotency-Key",
-        "-F \"file=@",
+        '-F "file=@',
         "/api/v1/maintenance/reconcile",
         "/health/live",
         "/health/ready",

@@ -37,7 +37,11 @@ def dev_up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     base_port: Annotated[
         int,
-        typer.Option(min=1, max=65535 - QUERY_OFFSET, help="admin at N, storage elements at N+10 and N+11, ingester at N+20"),
+        typer.Option(
+            min=1,
+            max=65535 - QUERY_OFFSET,
+            help="admin at N, storage elements at N+10 and N+11, ingester at N+20",
+        ),
     ] = 8000,
     json_output: Annotated[
         bool, typer.Option("--json", help="print one JSON line on stdout when ready; logs go to stderr")
