@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], str | tuple[str, ...] | None] = {
     ("GET", "/api/v1/sagas/{saga_id}"): ("internal", "audit:read"),
     ("POST", "/api/v1/sagas/{saga_id}/complete"): "internal",
     ("POST", "/api/v1/sagas/{saga_id}/fail"): "internal",
+    ("POST", "/api/v1/sagas/{saga_id}/heartbeat"): "internal",
     ("GET", "/api/v1/audit"): "audit:read",
     ("GET", "/api/v1/audit/verify"): "audit:read",
     ("POST", "/api/v1/audit/events"): "internal",
