@@ -1,4 +1,4 @@
-"""python -m bench [--quick]: run the storage element benchmark and write bench/results/*.json."""
+"""python -m bench [--quick] [--suite ...]: run the benchmarks and write bench/results/*.json."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # `tests.support` starts the element exactly as the tests do
 
-from bench import admin, storage  # noqa: E402
+from bench import admin, ingester, storage  # noqa: E402
 from bench.cluster import storage_element_under_test  # noqa: E402
 from bench.cpu import CpuLedger  # noqa: E402
 from bench.profile import FULL, QUICK  # noqa: E402
@@ -37,7 +37,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory for inspection")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
-        "--suite", choices=("all", "storage", "admin"), default="all", help="which benchmarks to run"
+        "--suite",
+        choices=("all", "storage", "admin", "ingester"),
+        default="all",
+        help="which benchmarks to run",
     )
     return parser.parse_args(argv)
 
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     missed_storage = _storage(args) if args.suite in ("all", "storage") else False
     missed_admin = _admin(args) if args.suite in ("all", "admin") else False
-    return 1 if (missed_storage or missed_admin) and args.strict else 0
+    missed_ingester = _ingester(args) if args.suite in ("all", "ingester") else False
+    return 1 if (missed_storage or missed_admin or missed_ingester) and args.strict else 0
 
 
 def _admin(args: argparse.Namespace) -> bool:
@@ -82,6 +86,22 @@ def _admin(args: argparse.Namespace) -> bool:
         metrics = admin.main(args.results, scratch, quick=args.quick, log=_log)
     finally:
         if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    missed = [m.title for m in metrics if not m.met]
+    if missed:
+        _log("targets missed: " + "; ".join(missed))
+    return bool(missed)
+
+
+def _ingester(args: argparse.Namespace) -> bool:
+    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-ingester-", dir=args.workdir))
+    _log(f"ingester benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
+    try:
+        metrics = ingester.main(args.results, scratch, quick=args.quick, log=_log)
+    finally:
+        if args.keep:
+            _log(f"scratch directory kept: {scratch}")
+        else:
             shutil.rmtree(scratch, ignore_errors=True)
     missed = [m.title for m in metrics if not m.met]
     if missed:

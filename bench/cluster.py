@@ -1,17 +1,30 @@
-"""One storage element as a real process, with PostgreSQL, Redis and a token issuer, as the tests run it."""
+"""One storage element as a real process, with PostgreSQL, Redis and a token issuer, as the tests run it.
+
+For the ingester suite, a small cluster the same way: admin, one element, an ingester.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from tests.support.infra import test_infra
 from tests.support.issuer import TestIssuer
-from tests.support.processes import StorageElement, storage_element
+from tests.support.processes import (
+    AdminModule,
+    ServiceProcess,
+    StorageElement,
+    admin_module,
+    ingester_module,
+    storage_element,
+)
 
 ELEMENT_ID = "se-bench"
 
@@ -66,3 +79,136 @@ def storage_element_under_test(workdir: Path) -> Iterator[Target]:
                 element.stop()
     finally:
         issuer.stop()
+
+
+INGESTER_ELEMENT_ID = "se-bench-rw"
+# The client's own budget, high enough never to bind: the limiter still runs on every request, as in service.
+_UNBOUNDED_PER_MINUTE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Account:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class IngestCluster:
+    """admin, one `rw` element registered with it, an ingester as a system account, and a client account."""
+
+    admin: AdminModule
+    element: StorageElement
+    ingester: ServiceProcess
+    system: Account
+    client: Account
+    database: str
+    postgres: str
+    redis: str
+
+    def token(self, account: Account) -> str:
+        return self.admin.token(account.client_id, account.client_secret)
+
+    @property
+    def ingester_api(self) -> str:
+        return f"{self.ingester.url}/api/v1"
+
+    def element_target(self) -> Target:
+        """The element as the storage suite's workloads address it, with the ingester's own token."""
+        return Target(self.element, self.token(self.system), self.database, self.postgres, self.redis)
+
+
+def _admin_post(admin: AdminModule, path: str, document: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{admin.url}/api/v1{path}",
+        json=document,
+        headers={"Authorization": f"Bearer {admin.token()}"},
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"POST {path}: HTTP {response.status_code}: {response.text[:500]}")
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def _account(admin: AdminModule, **fields: Any) -> Account:
+    made = _admin_post(admin, "/service-accounts", {"role": "USER", **fields})
+    return Account(made["client_id"], made["client_secret"])
+
+
+def _wait_for_first_upload(cluster: IngestCluster, within: float = 60) -> None:
+    """Until an upload lands: the ingester is ready once its discovery snapshot names the element, but the
+    element is a candidate only after the admin has seen it online, a poll or two later."""
+    headers = {"Authorization": f"Bearer {cluster.token(cluster.client)}", "X-Artstore-Filename": "probe.bin"}
+    deadline = time.monotonic() + within
+    last = "no answer"
+    while time.monotonic() < deadline:
+        with suppress(httpx.HTTPError):
+            response = httpx.post(
+                f"{cluster.ingester_api}/files", content=b"probe", headers=headers, timeout=10
+            )
+            if response.status_code == 201:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:300]}"
+        time.sleep(0.2)
+    raise TimeoutError(
+        f"no upload through the ingester within {within} s ({last}):\n{cluster.ingester.log_tail()}"
+    )
+
+
+@contextmanager
+def ingester_cluster_under_test(workdir: Path) -> Iterator[IngestCluster]:
+    """Every process real and started as tests/ingester/conftest.py starts them; data under `workdir`."""
+    with test_infra(workdir / "infra") as infra, ExitStack() as running:
+        admin = admin_module(
+            database_url=infra.database_url,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            log_dir=workdir,
+            name="admin-bench",
+            schema="admin_bench",
+        )
+        running.callback(admin.stop)  # also when start() gives up on a process it did launch
+        admin.start()
+        element = storage_element(
+            element_id=INGESTER_ELEMENT_ID,
+            data_dir=workdir / "se",
+            database_url=infra.database_url,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            jwks_url=admin.jwks_url,
+            log_dir=workdir,
+            mode="rw",
+        )
+        running.callback(element.stop)
+        element.start()
+        _admin_post(admin, "/storage-elements", {"url": element.url})
+        system = _account(admin, name="bench-ingester", is_system=True)
+        client = _account(
+            admin,
+            name="bench-client",
+            rate_limit_per_minute=_UNBOUNDED_PER_MINUTE,
+            rate_limit_burst=_UNBOUNDED_PER_MINUTE,
+        )
+        ingester = ingester_module(
+            admin=admin,
+            client_id=system.client_id,
+            client_secret=system.client_secret,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            log_dir=workdir,
+            name="ingester-bench",
+        )
+        running.callback(ingester.stop)
+        ingester.start()
+        cluster = IngestCluster(
+            admin=admin,
+            element=element,
+            ingester=ingester,
+            system=system,
+            client=client,
+            database=urlsplit(infra.database_url).path.lstrip("/"),
+            postgres="external" if os.environ.get("ARTSTORE_TEST_DATABASE_URL") else "embedded",
+            redis="external" if os.environ.get("ARTSTORE_TEST_REDIS_URL") else "embedded",
+        )
+        _wait_for_first_upload(cluster)
+        yield cluster

@@ -99,18 +99,20 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def write_results(document: dict[str, Any], results_dir: Path, started: datetime) -> tuple[Path, Path]:
+def write_results(
+    document: dict[str, Any], results_dir: Path, started: datetime, suite: str = "storage"
+) -> tuple[Path, Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2) + "\n"
-    stamped = results_dir / f"storage-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    latest = results_dir / "latest-storage.json"
+    stamped = results_dir / f"{suite}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    latest = results_dir / f"latest-{suite}.json"
     stamped.write_text(text)
     latest.write_text(text)
     return stamped, latest
 
 
-def table(metrics: list[Metric]) -> str:
-    header = ("metric", "storage element", "baseline", "ratio", "target", "met")
+def table(metrics: list[Metric], measured: str = "storage element") -> str:
+    header = ("metric", measured, "baseline", "ratio", "target", "met")
     rows = [header] + [
         (
             m.title,
