@@ -53,7 +53,9 @@ def create_app(settings: AdminSettings) -> FastAPI:
             raise RuntimeError("ARTSTORE_ADMIN_DATABASE_URL is not set (artstore dev up sets it for you)")
         database_url = settings.database_url.get_secret_value()
         await asyncio.to_thread(upgrade_to_head, MIGRATIONS, database_url, settings.database_schema)
-        engine = create_engine(database_url, schema=settings.database_schema)
+        engine = create_engine(
+            database_url, schema=settings.database_schema, pool_size=settings.database_pool_size
+        )
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
         http = httpx.AsyncClient(timeout=settings.se_timeout_seconds)
         ctx = AdminContext(

@@ -54,6 +54,9 @@ class AdminSettings(ServiceSettings):
     se_poll_seconds: float = Field(default=10.0, gt=0)
     se_timeout_seconds: float = Field(default=3.0, gt=0)
 
+    # Every ingester upload makes two saga calls; connections beyond the pool are opened and closed per use.
+    database_pool_size: int = Field(default=32, ge=1, le=500)
+
     # Sagas.
     saga_timeout_seconds: float = Field(default=600.0, gt=0)
     saga_recovery_seconds: float = Field(default=30.0, gt=0)

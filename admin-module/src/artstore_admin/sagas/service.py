@@ -101,7 +101,8 @@ class SagaService:
                     # Another request with the same key won the race; answer with its saga.
                     saga_id = await self._by_key(connection, new)
                     assert saga_id is not None
-        return await self.get(saga_id), created
+            described = await self._described(connection, saga_id)
+        return described, created
 
     async def _by_key(self, connection: AsyncConnection, new: NewSaga) -> uuid.UUID | None:
         if new.idempotency_key is None:
@@ -164,15 +165,17 @@ class SagaService:
                     f"saga {saga_id} was {saga['status']} ({saga['error'] or 'no reason recorded'}); "
                     "what it wrote was undone, so it cannot complete: start a new saga and upload again"
                 )
+            await store.add_step(connection, saga_id, "completed", "done", {"by": actor})
+            await store.set_status(connection, saga_id, "completed")
+            described = await self._described(connection, saga_id)
+            # Last before COMMIT: the catalog write appends to the audit chain, whose lock every
+            # completion shares, so hold it for as few statements as possible.
             if saga["type"] == "upload":
                 event = await self._catalog_upload(connection, saga, attributes, actor)
             elif saga["type"] == "update":
                 event = await self._catalog_update(connection, saga, attributes, actor)
             else:
                 event = await self._catalog_delete(connection, saga, actor)
-            await store.add_step(connection, saga_id, "completed", "done", {"by": actor})
-            await store.set_status(connection, saga_id, "completed")
-            described = await self._described(connection, saga_id)
         SAGA_OUTCOMES.labels(saga["type"], "completed").inc()
         await self._publish(event)
         return described
