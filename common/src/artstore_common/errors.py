@@ -131,9 +131,16 @@ class UpstreamProblem(ArtStoreError):
     """A problem another ArtStore service answered, passed on with its own status, code and detail."""
 
     def __init__(
-        self, status: int, code: str, title: str, detail: str, *, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail, headers=headers)
+        super().__init__(detail, headers=headers, extra=extra)
         self.status, self.code, self.title = status, code, title
 
     @classmethod
@@ -153,7 +160,12 @@ class UpstreamProblem(ArtStoreError):
             str(problem.get("title") or f"Refused by the {who}"),
             str(problem.get("detail") or problem.get("error_description") or f"the {who} answered {status}"),
             headers={"Retry-After": retry_after} if retry_after else None,
+            # Extension members (RFC 9457 s.3.2) such as `mode` travel on; this service sets its own request id.
+            extra={k: v for k, v in problem.items() if k not in _PROBLEM_MEMBERS},
         )
+
+
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance", "request_id"})
 
 
 def _quote(text: str) -> str:

@@ -3,13 +3,14 @@ stores it, and the ingester, which checks it before a byte moves."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from artstore_common.errors import BadRequest
+from artstore_common.errors import BadRequest, ValidationFailed
 
 MAX_FILENAME_BYTES = 255
 MetadataValue = str | int | float | bool | None
@@ -74,3 +75,20 @@ def validate_filename(name: str) -> str:
     if len(name.encode()) > MAX_FILENAME_BYTES:
         raise BadRequest(f"the filename is longer than {MAX_FILENAME_BYTES} bytes")
     return name
+
+
+def parse_user_attributes(raw: str | None) -> UserAttributes:
+    if not raw:
+        return UserAttributes()
+    if len(raw) > 32 * 1024:
+        raise BadRequest("X-Artstore-Attributes is larger than 32 KiB")
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"X-Artstore-Attributes is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+    try:
+        return UserAttributes.model_validate(document)
+    except ValidationError as exc:
+        raise ValidationFailed(f"X-Artstore-Attributes: {first_error(exc)}") from None

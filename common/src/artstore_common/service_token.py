@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import httpx
@@ -45,6 +46,15 @@ class ServiceToken:
                 await self._fetch()
             assert self._token is not None
             return self._token
+
+    async def send(self, call: Callable[[dict[str, str]], Awaitable[httpx.Response]]) -> httpx.Response:
+        """Make `call` with this service's Authorization header; once more with a fresh token on a 401 (the
+        signing key may have rotated out under the cached one)."""
+        response = await call({"Authorization": f"Bearer {await self()}"})
+        if response.status_code == 401:
+            self.invalidate()
+            response = await call({"Authorization": f"Bearer {await self()}"})
+        return response
 
     def invalidate(self) -> None:
         """Forget the cached token (a callee refused it: the key may have been rotated out)."""

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 
 from artstore_admin.elements.errors import (
-    ElementProblem,
     ElementRefused,
     ElementUnreachable,
     NotAStorageElement,
 )
+from artstore_common.errors import UpstreamProblem
 
 TokenSource = Callable[[], Awaitable[str]]
 MODES = ("edit", "rw", "ro", "ar")
@@ -142,28 +142,13 @@ class ElementClient:
         return await self.attributes(url, file_id) is not None
 
 
-def _problem_from(url: str, response: httpx.Response) -> ElementProblem:
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = {}
-    if not isinstance(problem, dict):
-        problem = {}
-    status = response.status_code
-    if status in (401, 403):
+def _problem_from(url: str, response: httpx.Response) -> UpstreamProblem:
+    if response.status_code in (401, 403):
         # The caller was allowed by the admin; the element refusing the admin's own token is upstream trouble.
-        return ElementProblem(
+        return UpstreamProblem(
             502,
             "SE_REFUSED",
             "Storage element refused the admin",
-            f"the storage element at {url} refused the admin's token ({status})",
-            {},
+            f"the storage element at {url} refused the admin's token ({response.status_code})",
         )
-    extra = {k: v for k, v in problem.items() if k in ("mode", "operation")}
-    return ElementProblem(
-        status,
-        str(problem.get("code") or f"HTTP_{status}"),
-        str(problem.get("title") or "Refused by the storage element"),
-        str(problem.get("detail") or f"the storage element at {url} answered {status}"),
-        extra,
-    )
+    return UpstreamProblem.from_response(response, f"storage element at {url}")

@@ -6,8 +6,6 @@ well-formed, the upstream answer was not (RFC 9110 s.15.6.3).
 
 from __future__ import annotations
 
-from typing import Any
-
 from artstore_common.errors import ArtStoreError
 
 
@@ -21,11 +19,3 @@ class ElementRefused(ArtStoreError):
 
 class NotAStorageElement(ArtStoreError):
     status, code, title = 502, "NOT_A_STORAGE_ELEMENT", "Not a storage element"
-
-
-class ElementProblem(ArtStoreError):
-    """A 4xx the element answered, passed on with its own status and code (e.g. 409 INVALID_TRANSITION)."""
-
-    def __init__(self, status: int, code: str, title: str, detail: str, extra: dict[str, Any]) -> None:
-        super().__init__(detail, extra=extra)
-        self.status, self.code, self.title = status, code, title

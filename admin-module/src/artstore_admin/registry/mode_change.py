@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_admin.audit.log import AuditLog
 from artstore_admin.elements.client import ElementClient
-from artstore_admin.elements.errors import ElementProblem, ElementUnreachable
+from artstore_admin.elements.errors import ElementUnreachable
 from artstore_admin.registry import repository
 from artstore_admin.registry.publisher import DiscoveryPublisher
 from artstore_admin.sagas import store
-from artstore_common.errors import ArtStoreError, DependencyUnavailable, NotFound
+from artstore_common.errors import ArtStoreError, DependencyUnavailable, NotFound, UpstreamProblem
 
 _log = logging.getLogger("artstore.admin.registry")
 ACTION = "storage_element.mode_change"
@@ -60,7 +60,7 @@ class ModeChange:
 
         try:
             answer = await self._client.change_mode(row["url"], target_mode)
-        except (ElementProblem, ElementUnreachable) as exc:
+        except (UpstreamProblem, ElementUnreachable) as exc:
             await self._failed(saga_id, element_id, payload, actor, exc)
             if isinstance(exc, ElementUnreachable):
                 raise DependencyUnavailable(

@@ -28,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from artstore_admin.context import AdminContext
 from artstore_admin.elements.client import ElementClient
-from artstore_admin.elements.errors import ElementProblem, ElementUnreachable
+from artstore_admin.elements.errors import ElementUnreachable
 from artstore_admin.sagas import store
 from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
 from artstore_common.cache import invalidation_channel, metadata_key
-from artstore_common.errors import Conflict, NotFound, ValidationFailed
+from artstore_common.errors import Conflict, NotFound, UpstreamProblem, ValidationFailed
 from artstore_common.redis import key
 
 _log = logging.getLogger("artstore.admin.sagas")
@@ -280,7 +280,7 @@ class SagaService:
             if await self._elements.has_file(url, saga["file_id"]):
                 return _Settlement("compensated", "file_kept", {})
             return _Settlement("completed", "delete_rolled_forward", {})
-        except ElementProblem as exc:
+        except UpstreamProblem as exc:
             return _Settlement("failed", "element_refused", {"error": exc.detail})
         except ElementUnreachable as exc:
             _log.warning("saga %s: compensation deferred: %s", saga["id"], exc)

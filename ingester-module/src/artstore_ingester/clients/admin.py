@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from artstore_common.errors import DependencyUnavailable, UpstreamProblem
+from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
 from artstore_common.service_token import ServiceToken
 
 _log = logging.getLogger("artstore.ingester.admin")
@@ -58,21 +58,16 @@ class AdminClient:
         self._complete_attempts = complete_attempts
 
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {await self._token()}"}
-            try:
-                response = await self._http.post(
-                    self._base + path, json=body, headers=headers, timeout=self._timeout
-                )
-            except httpx.HTTPError as exc:
-                raise AdminUnreachable(f"the admin did not answer ({type(exc).__name__}: {exc})") from exc
-            if response.status_code == 401 and attempt == 1:
-                self._token.invalidate()  # the signing key may have rotated out under a cached token
-                continue
-            if response.status_code >= 500:
-                raise AdminUnreachable(f"the admin failed ({response.status_code}): {response.text[:200]}")
-            return response
-        raise AssertionError("unreachable")
+        async def call(auth: dict[str, str]) -> httpx.Response:
+            return await self._http.post(self._base + path, json=body, headers=auth, timeout=self._timeout)
+
+        try:
+            response = await self._token.send(call)
+        except httpx.HTTPError as exc:
+            raise AdminUnreachable(f"the admin did not answer ({type(exc).__name__}: {exc})") from exc
+        if response.status_code >= 500:
+            raise AdminUnreachable(f"the admin failed ({response.status_code}): {response.text[:200]}")
+        return response
 
     async def start(
         self,
@@ -97,20 +92,20 @@ class AdminClient:
         """Complete, retrying a short while when the admin is unreachable (the call is idempotent)."""
         body = {"attributes": attributes} if attributes is not None else {}
         delay = 0.2
-        for attempt in range(1, self._complete_attempts + 1):
+        for _ in range(self._complete_attempts - 1):
             try:
-                response = await self._post(f"/{saga_id}/complete", body)
+                return await self._complete_once(saga_id, body)
             except AdminUnreachable:
-                if attempt == self._complete_attempts:
-                    raise
                 await asyncio.sleep(delay)
                 delay *= 2
-                continue
-            if response.status_code != 200:
-                raise UpstreamProblem.from_response(response, "admin")
-            result: dict[str, Any] = response.json()
-            return result
-        raise AssertionError("unreachable")
+        return await self._complete_once(saga_id, body)
+
+    async def _complete_once(self, saga_id: uuid.UUID, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._post(f"/{saga_id}/complete", body)
+        if response.status_code != 200:
+            raise UpstreamProblem.from_response(response, "admin")
+        result: dict[str, Any] = response.json()
+        return result
 
     async def fail(self, saga_id: uuid.UUID, error: str) -> None:
         """Report a failure so the admin compensates now; best effort, as its recovery loop would too."""
@@ -122,6 +117,10 @@ class AdminClient:
         if response.status_code != 200:
             _log.warning("saga %s: the admin refused the failure report: %s", saga_id, response.text[:200])
 
+    async def report_failure(self, saga_id: uuid.UUID, exc: BaseException) -> None:
+        # Shielded: a cancelled request must still tell the admin, or its file waits for the recovery loop.
+        await asyncio.shield(self.fail(saga_id, describe_failure(exc)))
+
     async def heartbeat(self, saga_id: uuid.UUID) -> bool:
         """True while the saga still runs; False once the admin compensated it."""
         try:
@@ -130,3 +129,11 @@ class AdminClient:
             _log.warning("saga %s: heartbeat not delivered: %s", saga_id, exc.detail)
             return True
         return response.status_code != 409
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ArtStoreError):
+        return f"{exc.code}: {exc.detail}"
+    if isinstance(exc, asyncio.CancelledError):
+        return "the request was cancelled (client gone or ingester shutting down)"
+    return f"{type(exc).__name__}: {exc}"

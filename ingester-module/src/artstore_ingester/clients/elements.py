@@ -42,9 +42,6 @@ class ElementClient:
         self.breakers = breakers
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
 
-    async def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {**outgoing_headers(), **(extra or {}), "Authorization": f"Bearer {await self._token()}"}
-
     async def put(
         self,
         element_id: str,
@@ -57,10 +54,15 @@ class ElementClient:
         """Stream one file to the element; its attr.json on 201, its problem (UpstreamProblem) on a 4xx/507."""
         with self.breakers.guard(element_id):
             try:
+                # Not through ServiceToken.send: a streamed body cannot be sent twice.
                 response = await self._http.put(
                     f"{url}/api/v1/files/{file_id}",
                     content=body,
-                    headers=await self._headers(headers),
+                    headers={
+                        **outgoing_headers(),
+                        **headers,
+                        "Authorization": f"Bearer {await self._token()}",
+                    },
                     timeout=self._timeout,
                 )
             except httpx.TransportError as exc:
@@ -85,23 +87,21 @@ class ElementClient:
     async def _call(
         self, element_id: str, method: str, url: str, body: dict[str, Any] | None
     ) -> dict[str, Any]:
+        async def call(auth: dict[str, str]) -> httpx.Response:
+            return await self._http.request(
+                method, url, json=body, headers={**outgoing_headers(), **auth}, timeout=self._timeout
+            )
+
         with self.breakers.guard(element_id):
-            for attempt in (1, 2):
-                try:
-                    response = await self._http.request(
-                        method, url, json=body, headers=await self._headers(), timeout=self._timeout
-                    )
-                except httpx.TransportError as exc:
-                    raise ElementFailed(
-                        element_id,
-                        f"storage element '{element_id}' did not answer ({type(exc).__name__}: {exc})",
-                        before_body=True,
-                    ) from exc
-                if response.status_code == 401 and attempt == 1:
-                    self._token.invalidate()
-                    continue
-                return _answer(element_id, response, lambda: True, expect=200)
-        raise AssertionError("unreachable")
+            try:
+                response = await self._token.send(call)
+            except httpx.TransportError as exc:
+                raise ElementFailed(
+                    element_id,
+                    f"storage element '{element_id}' did not answer ({type(exc).__name__}: {exc})",
+                    before_body=True,
+                ) from exc
+            return _answer(element_id, response, lambda: True, expect=200)
 
 
 def _answer(

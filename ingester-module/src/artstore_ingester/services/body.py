@@ -21,7 +21,6 @@ class UploadBody:
         self._hash = hashlib.sha256()
         self.size = 0
         self.started = False
-        self.finished = False
 
     @property
     def sha256(self) -> str:
@@ -41,7 +40,6 @@ class UploadBody:
                 )
             self._hash.update(chunk)
             yield chunk
-        self.finished = True
 
     async def drain(self) -> str:
         """Read the rest without sending it anywhere; the sha256 of everything read."""

@@ -7,16 +7,15 @@ whether or not the change landed), for a delete it keeps the catalog row while t
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 from artstore_common.auth import Principal
 from artstore_common.discovery import DiscoveryClient
-from artstore_common.errors import ModeNotAllowed, ServiceUnavailable
+from artstore_common.errors import ModeNotAllowed
 from artstore_ingester.clients.admin import AdminClient, Saga
 from artstore_ingester.clients.elements import ElementClient
-from artstore_ingester.services.selection import Element
+from artstore_ingester.services.selection import Element, element_by_id
 
 
 class FileChanges:
@@ -36,7 +35,7 @@ class FileChanges:
             attributes = await self._elements.patch_attributes(element.id, element.url, file_id, changes)
             await self._admin.complete(saga.id, attributes)
         except BaseException as exc:
-            await self._report(saga, exc)
+            await self._admin.report_failure(saga.id, exc)
             raise
         return attributes
 
@@ -54,20 +53,9 @@ class FileChanges:
             await self._elements.delete(element.id, element.url, file_id)
             await self._admin.complete(saga.id, None)
         except BaseException as exc:
-            await self._report(saga, exc)
+            await self._admin.report_failure(saga.id, exc)
             raise
         return {"file_id": str(file_id), "deleted": True, "storage_element_id": element.id}
 
     def _element(self, saga: Saga) -> Element:
-        for entry in self._discovery.storage_elements:
-            if entry.get("id") == saga.storage_element_id:
-                return Element.parse(entry)
-        raise ServiceUnavailable(
-            f"storage element '{saga.storage_element_id}' that holds file {saga.file_id} is not in the "
-            "discovery snapshot yet; retry shortly",
-            code="SE_UNKNOWN",
-        )
-
-    async def _report(self, saga: Saga, exc: BaseException) -> None:
-        detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
-        await asyncio.shield(self._admin.fail(saga.id, str(detail)))
+        return element_by_id(self._discovery.storage_elements, saga.storage_element_id)

@@ -40,6 +40,17 @@ class NoStorageElement(ServiceUnavailable):
     code = "NO_STORAGE_ELEMENT"
 
 
+def element_by_id(entries: list[dict[str, Any]], element_id: str) -> Element:
+    """Where the element holding a file lives, from the discovery snapshot."""
+    for entry in entries:
+        if entry.get("id") == element_id:
+            return Element.parse(entry)
+    raise ServiceUnavailable(
+        f"storage element '{element_id}' is not in the discovery snapshot yet; retry shortly",
+        code="SE_UNKNOWN",
+    )
+
+
 def select_storage_elements(
     entries: list[dict[str, Any]], *, retention: str, size: int | None, breakers: CircuitBreakers
 ) -> list[Element]:

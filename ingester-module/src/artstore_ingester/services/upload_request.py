@@ -14,11 +14,18 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from artstore_common import headers
 from artstore_common.errors import BadRequest, PayloadTooLarge, ValidationFailed
-from artstore_common.file_attributes import UserAttributes, first_error, utcnow, validate_filename
+from artstore_common.file_attributes import (
+    UserAttributes,
+    first_error,
+    parse_user_attributes,
+    utcnow,
+    validate_filename,
+)
+from artstore_common.request_body import request_body
 from artstore_ingester.multipart import MultipartReader, boundary_from
 
 FIELDS = ("description", "tags", "metadata", "retention", "ttl_days")
@@ -42,14 +49,6 @@ class UploadRequest:
     @property
     def retention(self) -> str:
         return self.attributes.retention.policy
-
-
-async def _stream(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise BadRequest("the client disconnected before the body was complete; nothing stored") from None
 
 
 async def parse_upload(
@@ -77,11 +76,11 @@ def _raw(
             "name the file: X-Artstore-Filename header (percent-encoded UTF-8) or ?filename=, "
             "or send multipart/form-data with a `file` part"
         )
-    raw_attributes = headers.text_header(
-        "X-Artstore-Attributes", request.headers.get("x-artstore-attributes"), limit=32 * 1024
+    attributes = parse_user_attributes(
+        headers.text_header(
+            "X-Artstore-Attributes", request.headers.get("x-artstore-attributes"), limit=32 * 1024
+        )
     )
-    document = _json("X-Artstore-Attributes", raw_attributes, dict) if raw_attributes else {}
-    attributes = _validated("X-Artstore-Attributes", document)
     filename = validate_filename(name)
     content_type = headers.content_type(request.headers.get("content-type"))
     return UploadRequest(
@@ -91,20 +90,20 @@ def _raw(
         fingerprint={
             "filename": filename,
             "content_type": content_type,
-            "attributes": document,
+            "attributes": attributes.model_dump(mode="json"),
             "size": declared,
             "sha256": expected,
         },
         declared_size=declared,
         expected_sha256=expected,
-        body=_stream(request),
+        body=request_body(request),
     )
 
 
 async def _multipart(
     request: Request, expected: str | None, max_field_bytes: int, default_ttl_days: int
 ) -> UploadRequest:
-    reader = MultipartReader(_stream(request), boundary_from(request.headers.get("content-type")))
+    reader = MultipartReader(request_body(request), boundary_from(request.headers.get("content-type")))
     parts = aiter(reader)
     fields: dict[str, str] = {}
     async for part in parts:

@@ -23,7 +23,6 @@ from artstore_common.errors import (
     ArtStoreError,
     Conflict,
     DependencyUnavailable,
-    NotFound,
     UpstreamProblem,
     ValidationFailed,
 )
@@ -31,7 +30,12 @@ from artstore_ingester.clients.admin import AdminClient, Saga
 from artstore_ingester.clients.elements import ElementClient, ElementFailed
 from artstore_ingester.metrics import ELEMENT_ATTEMPTS, UPLOAD_BYTES, UPLOADS
 from artstore_ingester.services.body import UploadBody
-from artstore_ingester.services.selection import Element, NoStorageElement, select_storage_elements
+from artstore_ingester.services.selection import (
+    Element,
+    NoStorageElement,
+    element_by_id,
+    select_storage_elements,
+)
 from artstore_ingester.services.upload_request import UploadRequest
 
 _log = logging.getLogger("artstore.ingester.uploads")
@@ -90,17 +94,17 @@ class UploadService:
             except ElementFailed as exc:
                 ELEMENT_ATTEMPTS.labels(element.id, "failed").inc()
                 if not exc.before_body:
-                    await self._report(saga, exc.detail)
+                    await self._admin.report_failure(saga.id, exc)
                     UPLOADS.labels("element_failed").inc()
                     raise DependencyUnavailable(
                         f"{exc.detail}; nothing was stored, send the file again", retry_after=5
                     ) from exc
                 # Nothing reached the element, so the undo is a formality: do not make the client wait on it.
-                self._report_later(saga, exc.detail)
+                self._report_later(saga, exc)
                 failures.append(exc.detail)
                 continue
             except UpstreamProblem as exc:
-                await self._report(saga, exc.detail)
+                await self._admin.report_failure(saga.id, exc)
                 if exc.status == 507 and not body.started:
                     ELEMENT_ATTEMPTS.labels(element.id, "full").inc()
                     failures.append(f"'{element.id}' is full")
@@ -108,7 +112,7 @@ class UploadService:
                 UPLOADS.labels("refused").inc()
                 raise
             except BaseException as exc:
-                await self._report(saga, _describe(exc))
+                await self._admin.report_failure(saga.id, exc)
                 UPLOADS.labels("failed").inc()
                 raise
             ELEMENT_ATTEMPTS.labels(element.id, "stored").inc()
@@ -170,7 +174,7 @@ class UploadService:
                 "an upload with this Idempotency-Key is still running; wait for its answer or retry shortly",
                 headers={"Retry-After": "5"},
             )
-        element = self._element(saga.storage_element_id)
+        element = element_by_id(self._discovery.storage_elements, saga.storage_element_id)
         try:
             attributes = await self._elements.attributes(element.id, element.url, saga.file_id)
         except UpstreamProblem as exc:
@@ -187,18 +191,8 @@ class UploadService:
             )
         return attributes
 
-    def _element(self, element_id: str) -> Element:
-        for entry in self._discovery.storage_elements:
-            if entry.get("id") == element_id:
-                return Element.parse(entry)
-        raise NotFound(f"storage element '{element_id}' is not in the discovery snapshot")
-
-    async def _report(self, saga: Saga, error: str) -> None:
-        # Shielded: a cancelled request must still tell the admin, or the file waits for the recovery loop.
-        await asyncio.shield(self._admin.fail(saga.id, error))
-
-    def _report_later(self, saga: Saga, error: str) -> None:
-        task = asyncio.create_task(self._admin.fail(saga.id, error), name=f"saga-fail-{saga.id}")
+    def _report_later(self, saga: Saga, exc: BaseException) -> None:
+        task = asyncio.create_task(self._admin.report_failure(saga.id, exc), name=f"saga-fail-{saga.id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -230,11 +224,3 @@ def _saga_key(sub: str, key: str | None) -> str | None:
     if key is None:
         return None
     return "upload:" + hashlib.sha256(f"{sub}\n{key}".encode()).hexdigest()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ArtStoreError):
-        return f"{exc.code}: {exc.detail}"
-    if isinstance(exc, asyncio.CancelledError):
-        return "the upload was cancelled (client gone or ingester shutting down)"
-    return f"{type(exc).__name__}: {exc}"

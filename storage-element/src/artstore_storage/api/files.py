@@ -12,11 +12,11 @@ from typing import Annotated, Any
 import aiofiles
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.requests import ClientDisconnect
 
 from artstore_common import headers as _headers
 from artstore_common.auth import Principal, require_permission
 from artstore_common.errors import BadRequest
+from artstore_common.request_body import request_body
 from artstore_storage.api import deps
 from artstore_storage.api._conditional import (
     ByteRange,
@@ -44,14 +44,6 @@ def _attributes_response(attrs: FileAttributes, status: int = 200) -> JSONRespon
     if status == 201:
         headers["Location"] = f"/api/v1/files/{attrs.file_id}"
     return JSONResponse(attrs.model_dump(mode="json"), status_code=status, headers=headers)
-
-
-async def _body(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise BadRequest("the client disconnected before the body was complete; nothing stored") from None
 
 
 @router.put("/files/{file_id}", status_code=201)
@@ -84,7 +76,7 @@ async def put_file(
             headers.get("x-checksum-sha256"), headers.get("content-digest")
         ),
     )
-    attrs = await files.create(new, _body(request))
+    attrs = await files.create(new, request_body(request))
     return _attributes_response(attrs, status=201)
 
 

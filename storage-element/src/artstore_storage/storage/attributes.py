@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from artstore_common.errors import BadRequest, ValidationFailed
+from artstore_common.errors import ValidationFailed
 from artstore_common.file_attributes import (
     MAX_FILENAME_BYTES,
     AttributesPatch,
@@ -17,7 +17,7 @@ from artstore_common.file_attributes import (
     Retention,
     Tag,
     UserAttributes,
-    first_error,
+    parse_user_attributes,
     utcnow,
     validate_filename,
 )
@@ -87,20 +87,3 @@ def read_attributes(path: Path) -> FileAttributes:
         return FileAttributes.model_validate_json(raw)
     except ValidationError as exc:
         raise TornAttributes(f"{path.name}: {exc.error_count()} problem(s)") from exc
-
-
-def parse_user_attributes(raw: str | None) -> UserAttributes:
-    if not raw:
-        return UserAttributes()
-    if len(raw) > 32 * 1024:
-        raise BadRequest("X-Artstore-Attributes is larger than 32 KiB")
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"X-Artstore-Attributes is not valid JSON: {exc.msg} at position {exc.pos}"
-        ) from None
-    try:
-        return UserAttributes.model_validate(document)
-    except ValidationError as exc:
-        raise ValidationFailed(f"X-Artstore-Attributes: {first_error(exc)}") from None
