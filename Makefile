@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-PACKAGES := -e common -e admin-module -e storage-element -e ingester-module -e client
+PACKAGES := -e common -e admin-module -e storage-element -e ingester-module -e query-module -e client
 PYPROJECTS := common/pyproject.toml admin-module/pyproject.toml storage-element/pyproject.toml \
-	ingester-module/pyproject.toml client/pyproject.toml
-TYPED := common/src admin-module/src storage-element/src ingester-module/src client/src
+	ingester-module/pyproject.toml query-module/pyproject.toml client/pyproject.toml
+TYPED := common/src admin-module/src storage-element/src ingester-module/src query-module/src client/src
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev run test lint format bench clean

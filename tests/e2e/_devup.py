@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,8 +23,9 @@ import psutil
 from artstore_common.embedded import EmbeddedPostgres
 
 ARTSTORE = str(Path(sys.executable).with_name("artstore"))
-# What dev up names the system accounts it makes for its ingester (the README says so).
+# What dev up names the system accounts it makes for its ingester and its query module (the README says so).
 INGESTER_ACCOUNT_PREFIX = "dev-ingester-"
+QUERY_ACCOUNT_PREFIX = "dev-query-"
 
 
 def _port_is_free(port: int) -> bool:
@@ -109,13 +111,19 @@ class DevUp:
         return psutil.Process(self.pid).children(recursive=True)
 
     def element_process(self, element_id: str) -> psutil.Process:
+        return self._child(lambda environ: environ.get("ARTSTORE_SE_ELEMENT_ID") == element_id, element_id)
+
+    def query_process(self) -> psutil.Process:
+        return self._child(lambda environ: "ARTSTORE_QUERY_PORT" in environ, "the query module")
+
+    def _child(self, matches: Callable[[dict[str, str]], bool], what: str) -> psutil.Process:
         for child in self.children():
             try:
-                if child.environ().get("ARTSTORE_SE_ELEMENT_ID") == element_id:
+                if matches(child.environ()):
                     return child
             except psutil.NoSuchProcess:
                 continue
-        raise LookupError(f"no process of {element_id} under dev up")
+        raise LookupError(f"no process of {what} under dev up")
 
     def postgres_pid(self) -> int | None:
         pid_file = self.data_dir / "postgres" / "postmaster.pid"
@@ -164,6 +172,10 @@ class DevUp:
     def ingester_account_file(self) -> Path:
         return self.data_dir / "ingester" / "account.json"
 
+    @property
+    def query_account_file(self) -> Path:
+        return self.data_dir / "query" / "account.json"
+
     def upload(self, content: bytes, filename: str, token: str | None = None) -> httpx.Response:
         """A raw-body upload through the cluster's ingester."""
         with self.client(self.ready["ingester_url"], token) as client:
@@ -173,19 +185,30 @@ class DevUp:
                 headers={"X-Artstore-Filename": filename, "Content-Type": "text/plain"},
             )
 
+    def search(self, filters: dict[str, Any], token: str | None = None) -> httpx.Response:
+        """A search through the cluster's query module."""
+        with self.client(self.ready["query_url"], token) as client:
+            return client.post("/search", json=filters)
+
     def ingester_accounts(self) -> list[str]:
         """Names of the live accounts dev up made for an ingester."""
+        return [account["name"] for account in self.system_accounts(INGESTER_ACCOUNT_PREFIX)]
+
+    def query_accounts(self) -> list[str]:
+        """Names of the live accounts dev up made for a query module."""
+        return [account["name"] for account in self.system_accounts(QUERY_ACCOUNT_PREFIX)]
+
+    def system_accounts(self, prefix: str) -> list[dict[str, Any]]:
+        """The live accounts whose names start with `prefix`, as the admin lists them."""
         with self.client(self.ready["admin_url"]) as client:
             listed = client.get("/service-accounts")
         listed.raise_for_status()
-        names = [account["name"] for account in listed.json()["items"]]
-        return [name for name in names if name.startswith(INGESTER_ACCOUNT_PREFIX)]
+        return [account for account in listed.json()["items"] if account["name"].startswith(prefix)]
 
     def ports(self) -> list[int]:
         """Every port the cluster listened on, the embedded servers' included."""
-        ports = [
-            int(urlsplit(url).port or 0) for url in (self.ready["admin_url"], self.ready["ingester_url"])
-        ]
+        services = (self.ready["admin_url"], self.ready["ingester_url"], self.ready["query_url"])
+        ports = [int(urlsplit(url).port or 0) for url in services]
         ports += [int(urlsplit(se["url"]).port or 0) for se in self.ready["storage_elements"]]
         for server in ("database", "redis"):
             if self.ready[server]["embedded"]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -7,6 +8,7 @@ import signal
 import stat
 import subprocess
 import uuid
+from collections.abc import Callable
 
 import httpx
 import jwt
@@ -14,7 +16,14 @@ import psutil
 import pytest
 
 from artstore_common.embedded import EmbeddedPostgres
-from tests.e2e._devup import ARTSTORE, INGESTER_ACCOUNT_PREFIX, DevUp, port_is_open, wait_until
+from tests.e2e._devup import (
+    ARTSTORE,
+    INGESTER_ACCOUNT_PREFIX,
+    QUERY_ACCOUNT_PREFIX,
+    DevUp,
+    port_is_open,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +32,7 @@ def test_ready_line_describes_the_cluster(cluster: DevUp) -> None:
     ready = cluster.ready
     assert ready["admin_url"] == f"http://127.0.0.1:{cluster.base_port}"
     assert ready["ingester_url"] == f"http://127.0.0.1:{cluster.base_port + 20}"
-    assert ready["query_url"] is None
+    assert ready["query_url"] == f"http://127.0.0.1:{cluster.base_port + 30}"
     assert ready["storage_elements"] == [
         {"id": "se-edit", "url": f"http://127.0.0.1:{cluster.base_port + 10}", "mode": "edit"},
         {"id": "se-rw", "url": f"http://127.0.0.1:{cluster.base_port + 11}", "mode": "rw"},
@@ -58,10 +67,16 @@ def test_secrets_are_private_files(cluster: DevUp) -> None:
     written = json.loads(credentials.read_text())
     assert written["client_secret"] == cluster.ready["client_secret"]
     assert written["ingester_url"] == cluster.ready["ingester_url"]
-    account = json.loads(cluster.ingester_account_file.read_text())
-    assert account["name"].startswith(INGESTER_ACCOUNT_PREFIX)
-    assert account["client_secret"]
-    for secret in (credentials, cluster.ingester_account_file, *(cluster.data_dir / "admin").iterdir()):
+    assert written["query_url"] == cluster.ready["query_url"]
+    for account_file, prefix in (
+        (cluster.ingester_account_file, INGESTER_ACCOUNT_PREFIX),
+        (cluster.query_account_file, QUERY_ACCOUNT_PREFIX),
+    ):
+        account = json.loads(account_file.read_text())
+        assert account["name"].startswith(prefix)
+        assert account["client_secret"]
+    secrets = (credentials, cluster.ingester_account_file, cluster.query_account_file)
+    for secret in (*secrets, *(cluster.data_dir / "admin").iterdir()):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
@@ -88,6 +103,38 @@ def test_the_ingester_runs_as_its_own_system_account(cluster: DevUp) -> None:
         listed = client.get("/service-accounts").json()["items"]
     [made] = [item for item in listed if item["name"] == account["name"]]
     assert (made["role"], made["is_system"], made["status"]) == ("USER", True, "active")
+
+
+def test_a_file_uploaded_through_the_ingester_is_found_through_the_query_module(cluster: DevUp) -> None:
+    token = cluster.token()  # the bootstrap ADMIN account
+    uploaded = cluster.upload(b"found through the query module\n", "through-query.txt", token)
+    assert uploaded.status_code == 201, uploaded.text
+    stored = uploaded.json()
+
+    def found() -> dict[str, object] | None:
+        answer = cluster.search({}, token)
+        assert answer.status_code == 200, answer.text
+        return next((item for item in answer.json()["items"] if item["file_id"] == stored["file_id"]), None)
+
+    item = wait_until(found, within=30, what="the upload shows in the query module's search")
+    assert item["original_filename"] == "through-query.txt"
+    with cluster.client(cluster.ready["query_url"], token) as client:
+        attributes = client.get(f"/files/{stored['file_id']}")
+    assert attributes.status_code == 200, attributes.text
+    read = attributes.json()
+    for name in ("original_filename", "size_bytes", "sha256", "storage_element_id", "content_type"):
+        assert read[name] == stored[name], name
+
+
+def test_the_query_module_runs_as_its_own_system_account(cluster: DevUp) -> None:
+    ready = httpx.get(cluster.ready["query_url"] + "/health/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    account = json.loads(cluster.query_account_file.read_text())
+    ingester = json.loads(cluster.ingester_account_file.read_text())
+    assert account["client_id"] not in (cluster.ready["client_id"], ingester["client_id"])
+    [made] = cluster.system_accounts(QUERY_ACCOUNT_PREFIX)
+    assert made["name"] == account["name"]
+    assert (made["role"], made["is_system"], made["status"]) == ("READONLY", True, "active")
 
 
 def test_token_endpoint_speaks_oauth_client_credentials(cluster: DevUp) -> None:
@@ -176,20 +223,29 @@ def test_second_dev_up_on_the_same_data_dir_is_refused(cluster: DevUp) -> None:
         assert client.get("/info").status_code == 200
 
 
-def test_crashed_element_is_reported_and_restarted(cluster: DevUp) -> None:
-    victim = cluster.element_process("se-edit")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
+def test_crashed_services_are_reported_and_restarted(cluster: DevUp) -> None:
+    services: dict[str, tuple[Callable[[], psutil.Process], str]] = {
+        "se-edit": (lambda: cluster.element_process("se-edit"), cluster.element_url("se-edit")),
+        "query": (cluster.query_process, cluster.ready["query_url"]),
+    }
+    killed = {}
+    for name, (find, _) in services.items():
+        victim = find()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed[name] = victim.pid
 
-    def replaced() -> bool:
-        restarted = cluster.element_process("se-edit")
-        ready = httpx.get(cluster.element_url("se-edit") + "/health/ready", timeout=2)
-        return restarted.pid != victim.pid and ready.status_code == 200
-
-    wait_until(replaced, within=60, what="se-edit restarted and ready")
-    assert "se-edit exited with status -9" in cluster.stderr_tail()
+    for name, (find, url) in services.items():
+        restarted = functools.partial(_restarted, find, killed[name], url)
+        wait_until(restarted, within=60, what=f"{name} restarted and ready")
+        assert f"{name} exited with status -9" in cluster.stderr_tail()
     with cluster.client(cluster.element_url("se-edit")) as client:
         assert client.get("/info").json()["mode"] == "edit"
+    assert cluster.search({}).status_code == 200
+
+
+def _restarted(find: Callable[[], psutil.Process], killed_pid: int, url: str) -> bool:
+    return find().pid != killed_pid and httpx.get(url + "/health/ready", timeout=2).status_code == 200
 
 
 def _alive(pid: int) -> bool:
@@ -219,10 +275,12 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
     assert stored.status_code == 201, stored.text
 
     account = json.loads(first.ingester_account_file.read_text())
+    query_account = json.loads(first.query_account_file.read_text())
 
     processes = [psutil.Process(first.pid), *first.children()]
     assert len([p for p in processes if "artstore_storage" in " ".join(p.cmdline())]) == 2
     assert len([p for p in processes if "artstore_ingester" in " ".join(p.cmdline())]) == 1
+    assert len([p for p in processes if "artstore_query" in " ".join(p.cmdline())]) == 1
     postgres = first.postgres_pid()
     assert (postgres is not None) == embedded
     ports = first.ports()
@@ -253,19 +311,26 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
         assert json.loads(second.ingester_account_file.read_text()) == account
         assert second.ingester_accounts() == [account["name"]]
         assert second.upload(b"after the restart", "again.txt", token).status_code == 201
+
+        # So is the query module, as its account from the first start too.
+        assert again["query_url"] == ready["query_url"]
+        assert httpx.get(again["query_url"] + "/health/ready", timeout=10).status_code == 200
+        assert json.loads(second.query_account_file.read_text()) == query_account
+        assert second.query_accounts() == [query_account["name"]]
     finally:
         second.cleanup()
 
 
-def test_an_ingester_account_that_no_longer_works_is_replaced(dev_up) -> None:
+def test_system_accounts_that_no_longer_work_are_replaced(dev_up) -> None:
     first = dev_up()
     first.start()
     stale = json.loads(first.ingester_account_file.read_text())
+    stale_query = json.loads(first.query_account_file.read_text())
     with first.client(first.ready["admin_url"]) as client:
-        [stale_id] = [
-            a["id"] for a in client.get("/service-accounts").json()["items"] if a["name"] == stale["name"]
-        ]
-        assert client.delete(f"/service-accounts/{stale_id}").status_code == 204
+        listed = client.get("/service-accounts").json()["items"]
+        for name in (stale["name"], stale_query["name"]):
+            [stale_id] = [account["id"] for account in listed if account["name"] == name]
+            assert client.delete(f"/service-accounts/{stale_id}").status_code == 204
     assert first.terminate() == 0
 
     second = DevUp(first.data_dir, first.base_port, first.env, name="replaced")
@@ -276,6 +341,12 @@ def test_an_ingester_account_that_no_longer_works_is_replaced(dev_up) -> None:
         assert second.ingester_accounts() == [replacement["name"]]
         assert f"the ingester's account {stale['name']} no longer works" in second.stderr_tail()
         assert second.upload(b"with the new account", "new.txt").status_code == 201
+
+        query_replacement = json.loads(second.query_account_file.read_text())
+        assert query_replacement["client_id"] != stale_query["client_id"]
+        assert second.query_accounts() == [query_replacement["name"]]
+        assert f"the query module's account {stale_query['name']} no longer works" in second.stderr_tail()
+        assert httpx.get(second.ready["query_url"] + "/health/ready", timeout=10).status_code == 200
     finally:
         second.cleanup()
 
@@ -283,8 +354,9 @@ def test_an_ingester_account_that_no_longer_works_is_replaced(dev_up) -> None:
 def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> None:
     first = dev_up(embedded=True)
     first.start()
-    orphans = first.children()  # the admin, the storage elements, the ingester and the embedded Redis
-    assert len(orphans) == 5
+    # The admin, the storage elements, the ingester, the query module and the embedded Redis.
+    orphans = first.children()
+    assert len(orphans) == 6
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     second = DevUp(first.data_dir, first.base_port, first.env, name="after-kill")

@@ -60,6 +60,8 @@ def test_readme_examples_cover_the_element_api() -> None:
         "/api/v1/audit/verify",
         "/mode",
         "$INGESTER/api/v1/files",
+        "$QUERY/api/v1/search",
+        "/content",
         "Idempotency-Key",
         '-F "file=@',
         "/api/v1/maintenance/reconcile",
@@ -75,6 +77,7 @@ def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
         **cluster.env,
         "ARTSTORE_ADMIN_URL": cluster.ready["admin_url"],
         "ARTSTORE_INGESTER_URL": cluster.ready["ingester_url"],
+        "ARTSTORE_QUERY_URL": cluster.ready["query_url"],
         "ARTSTORE_URL_SE_EDIT": cluster.element_url("se-edit"),
         "ARTSTORE_URL_SE_RW": cluster.element_url("se-rw"),
         "ARTSTORE_DATA_DIR": str(cluster.data_dir),
@@ -160,12 +163,19 @@ def test_readme_curl_examples_work(cluster: DevUp, tmp_path: Path) -> None:
     assert reviewed["description"] == "a reviewed scan"
     assert scan_deleted["deleted"] is True
 
-    refused_mode, sealed = documents[21], documents[22]
+    found, found_by_get = documents[21], documents[22]
+    assert [item["file_id"] for item in found["items"]] == [notes["file_id"]]
+    assert found["next_cursor"] is None
+    assert found_by_get == found
+    assert re.search(r"^x-artstore-cache: L[1-4]\s*$", output, re.M | re.I)
+    assert "Hello (through the query module)" in output
+
+    refused_mode, sealed = documents[23], documents[24]
     assert refused_mode["code"] == "INVALID_TRANSITION"
     assert sealed["id"] == "se-rw"
     assert (sealed["previous_mode"], sealed["mode"]) == ("rw", "ro")
     assert sealed["discovery_version"] > 0
-    assert len(documents) == 23
+    assert len(documents) == 25
 
     # What the README says about Redis: the heartbeat key holds the element's /info document.
     heartbeat = asyncio.run(_heartbeat(cluster))

@@ -1,5 +1,6 @@
-"""A small cluster as real processes for the ingester's and the fault tests: admin, an `edit` and an `rw` element
-registered with it, and an ingester acting as a system account; Redis keys under a namespace of its own."""
+"""A small cluster as real processes for the ingester's, the query module's and the fault tests: admin, an `edit`
+and an `rw` element registered with it, an ingester acting as a system account and, when asked for, query
+modules with a system account of their own; Redis keys under a namespace of its own."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.support.processes import (
     StorageElement,
     admin_module,
     ingester_module,
+    query_module,
     storage_element,
 )
 
@@ -46,6 +48,11 @@ class Cluster:
     ingester: ServiceProcess
     namespace: str
     system_account: tuple[str, str]
+    redis_url: str = ""
+    log_dir: Path = Path()
+    queries: list[ServiceProcess] = field(default_factory=list)
+    query_settings: dict[str, Any] = field(default_factory=dict)
+    _processes: list[Any] = field(default_factory=list)
     _accounts: dict[str, dict[str, str]] = field(default_factory=dict)
     _clients: list[httpx.Client] = field(default_factory=list)
 
@@ -69,6 +76,40 @@ class Cluster:
             base_url=f"{self.ingester.url}/api/v1",
             headers={"Authorization": f"Bearer {self.token(role)}"},
             timeout=timeout,
+        )
+        self._clients.append(client)
+        return client
+
+    @property
+    def query(self) -> ServiceProcess:
+        """The first query module (started with the cluster when `queries` >= 1)."""
+        assert self.queries, "this cluster was made without a query module (make(queries=1))"
+        return self.queries[0]
+
+    def add_query(self, *, start: bool = True, **settings: Any) -> ServiceProcess:
+        """Another query module on the same catalog and Redis namespace, with its own system account."""
+        client_id, secret = system_account(self.admin, f"query-{uuid.uuid4().hex[:6]}", role="READONLY")
+        process = query_module(
+            admin=self.admin,
+            client_id=client_id,
+            client_secret=secret,
+            redis_url=self.redis_url,
+            redis_namespace=self.namespace,
+            log_dir=self.log_dir,
+            name=f"query-{self.admin.schema}-{len(self.queries) + 1}",
+            **{**self.query_settings, **settings},
+        )
+        self._processes.append(process)
+        self.queries.append(process)
+        if start:
+            process.start()
+        return process
+
+    def query_client(self, role: str = "USER", *, process: ServiceProcess | None = None) -> httpx.Client:
+        client = httpx.Client(
+            base_url=f"{(process or self.query).url}/api/v1",
+            headers={"Authorization": f"Bearer {self.token(role)}"},
+            timeout=600,
         )
         self._clients.append(client)
         return client
@@ -110,9 +151,9 @@ class Cluster:
             client.close()
 
 
-def system_account(admin: AdminModule, name: str) -> tuple[str, str]:
+def system_account(admin: AdminModule, name: str, *, role: str = "USER") -> tuple[str, str]:
     with _api(admin, admin.token()) as api:
-        made = api.post("/service-accounts", json={"name": name, "role": "USER", "is_system": True})
+        made = api.post("/service-accounts", json={"name": name, "role": role, "is_system": True})
     assert made.status_code == 201, made.text
     return made.json()["client_id"], made.json()["client_secret"]
 
@@ -134,6 +175,8 @@ def cluster_factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, l
         se_settings: dict[str, Any] | None = None,
         ingester_settings: dict[str, Any] | None = None,
         start_ingester: bool = True,
+        queries: int = 0,
+        query_settings: dict[str, Any] | None = None,
     ) -> Cluster:
         processes: list[Any] = []
         made.append((None, processes))
@@ -184,8 +227,20 @@ def cluster_factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, l
         processes.append(ingester)
         if start_ingester:
             ingester.start()
-        cluster = Cluster(admin, elements, ingester, namespace, account)
+        cluster = Cluster(
+            admin,
+            elements,
+            ingester,
+            namespace,
+            account,
+            redis_url=infra.redis_url,
+            log_dir=base,
+            query_settings=dict(query_settings or {}),
+            _processes=processes,
+        )
         made[-1] = (cluster, processes)
+        for _ in range(queries):
+            cluster.add_query()
         return cluster
 
     return make

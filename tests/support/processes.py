@@ -234,3 +234,32 @@ def ingester_module(
     }
     env.update({f"ARTSTORE_INGESTER_{k.upper()}": str(v) for k, v in settings.items()})
     return ServiceProcess(module="artstore_ingester", env=env, log_path=log_dir / f"{name}.log", port=port)
+
+
+def query_module(
+    *,
+    admin: AdminModule,
+    client_id: str,
+    client_secret: str,
+    redis_url: str,
+    redis_namespace: str,
+    log_dir: Path,
+    name: str = "query",
+    port: int | None = None,
+    **settings: Any,
+) -> ServiceProcess:
+    """A query module reading `admin`'s catalog, acting as the system account given."""
+    port = port or free_port()
+    env = {
+        "ARTSTORE_QUERY_PORT": str(port),
+        "ARTSTORE_QUERY_ADMIN_URL": admin.url,
+        "ARTSTORE_QUERY_DATABASE_URL": admin.database_url,
+        "ARTSTORE_QUERY_DATABASE_SCHEMA": admin.schema,
+        "ARTSTORE_QUERY_CLIENT_ID": client_id,
+        "ARTSTORE_QUERY_CLIENT_SECRET": client_secret,
+        "ARTSTORE_QUERY_REDIS_URL": redis_url,
+        "ARTSTORE_QUERY_REDIS_NAMESPACE": redis_namespace,
+        "ARTSTORE_QUERY_JWKS_REFETCH_SECONDS": "1",
+    }
+    env.update({f"ARTSTORE_QUERY_{k.upper()}": str(v) for k, v in settings.items()})
+    return ServiceProcess(module="artstore_query", env=env, log_path=log_dir / f"{name}.log", port=port)

@@ -40,7 +40,7 @@ def dev_up(
         typer.Option(
             min=1,
             max=65535 - QUERY_OFFSET,
-            help="admin at N, storage elements at N+10 and N+11, ingester at N+20",
+            help="admin at N, storage elements at N+10 and N+11, ingester at N+20, query module at N+30",
         ),
     ] = 8000,
     json_output: Annotated[

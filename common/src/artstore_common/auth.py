@@ -21,6 +21,8 @@ from artstore_common.settings import ServiceSettings
 _log = logging.getLogger("artstore.auth")
 _ACCEPTED_TYPES = {"at+jwt", "application/at+jwt"}
 _VERIFIED_CACHE_SIZE = 4096
+# DESIGN section 2: these roles hold files:read for metadata only, never a file's bytes.
+METADATA_ONLY_ROLES = frozenset({"AUDITOR"})
 
 # Returns a JWKS document ({"keys": [...]}); lets the key owner (the admin) verify without HTTP to itself.
 JwksLoader = Callable[[], Awaitable[dict[str, Any]]]
@@ -244,3 +246,17 @@ def require_permission(permission: str) -> Callable[[Request], Awaitable[Princip
 
     dependency.__name__ = f"require_{permission.replace(':', '_')}"
     return dependency
+
+
+async def require_content_read(request: Request) -> Principal:
+    """A dependency for reading a file's bytes: `files:read`, and a role that is not metadata-only."""
+    principal = await authenticate(request)
+    if not principal.has("files:read"):
+        raise InsufficientScope("files:read")
+    if principal.role in METADATA_ONLY_ROLES:
+        raise InsufficientScope(
+            "files:read",
+            f"the {principal.role} role reads metadata only; downloading content needs a USER, READONLY "
+            "or ADMIN account",
+        )
+    return principal

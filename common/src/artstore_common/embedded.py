@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,12 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_root()
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8")
+            # A UTF-8 character class whatever the shell's LANG: under plain C, full-text search would not
+            # see Cyrillic (or any non-ASCII) letters as words. C.UTF-8 exists on every glibc/musl Linux.
+            ctype = ["--lc-ctype=C.UTF-8"] if sys.platform == "linux" else []
+            self._run(
+                "initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8", *ctype
+            )
         log = self.data_dir / "server.log"
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c max_connections=300"
         self._run(

@@ -54,10 +54,11 @@ class MissingToken(ArtStoreError):
 class InsufficientScope(ArtStoreError):
     status, code, title = 403, "INSUFFICIENT_SCOPE", "Permission denied"
 
-    def __init__(self, permission: str) -> None:
+    def __init__(self, permission: str, detail: str | None = None) -> None:
         challenge = f'Bearer error="insufficient_scope", scope="{permission}"'
         super().__init__(
-            f"this operation needs the permission '{permission}'", headers={"WWW-Authenticate": challenge}
+            detail or f"this operation needs the permission '{permission}'",
+            headers={"WWW-Authenticate": challenge},
         )
 
 

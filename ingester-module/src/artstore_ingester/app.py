@@ -6,18 +6,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
 from fastapi import FastAPI
 
-from artstore_common.auth import JwksVerifier
 from artstore_common.breakers import CircuitBreakers
-from artstore_common.discovery import DiscoveryClient
-from artstore_common.errors import ServiceUnavailable
-from artstore_common.health import redis_probe
+from artstore_common.cluster_links import ClusterLinks
 from artstore_common.ratelimit import RateLimiter
-from artstore_common.redis import create_redis
 from artstore_common.service import build_app
-from artstore_common.service_token import ServiceToken
 from artstore_ingester.api import files as files_api
 from artstore_ingester.clients.admin import AdminClient
 from artstore_ingester.clients.elements import ElementClient
@@ -51,28 +45,16 @@ def create_app(settings: IngesterSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         admin_url, client_id = _required(settings)
         assert settings.client_secret is not None
-        # Uploads hold a connection each for as long as they stream: size the pool for many at once.
-        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
-        redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        token = ServiceToken(
-            http, admin_url, client_id, settings.client_secret, timeout_seconds=settings.admin_timeout_seconds
-        )
-        discovery = DiscoveryClient(
-            redis=redis,
-            namespace=settings.redis_namespace,
-            fallback_path=settings.discovery_fallback_path,
-            admin_url=admin_url,
-            token_provider=token,
-            http=http,
-        )
-        verifier = await JwksVerifier.started(
+        links = await ClusterLinks.open(
             settings,
-            settings.jwt_audience,
-            http,
-            jwks_url=settings.jwks_url or f"{admin_url}/.well-known/jwks.json",
+            audience=settings.jwt_audience,
+            admin_url=admin_url,
+            client_id=client_id,
+            client_secret=settings.client_secret,
+            admin_timeout_seconds=settings.admin_timeout_seconds,
+            discovery_fallback_path=settings.discovery_fallback_path,
         )
-        await discovery.start()
-
+        http, redis, token, discovery = links.http, links.redis, links.token, links.discovery
         breakers = CircuitBreakers(
             SERVICE,
             failure_threshold=settings.circuit_failure_threshold,
@@ -92,7 +74,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             connect_timeout=settings.se_connect_timeout_seconds,
             timeout=settings.se_timeout_seconds,
         )
-        app.state.verifier = verifier
+        app.state.verifier = links.verifier
         app.state.rate_limiter = RateLimiter(
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
         )
@@ -108,22 +90,13 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         app.state.discovery = discovery
         app.state.breakers = breakers
 
-        async def discovery_ready() -> None:
-            if discovery.snapshot is None:
-                raise ServiceUnavailable("no discovery snapshot yet: no storage element is known")
-
-        app.state.health.add("auth", verifier.ready)
-        app.state.health.add("discovery", discovery_ready)
-        app.state.health.add("redis", redis_probe(redis), critical=False)
+        links.add_health_checks(app.state.health)
         _log.info("ingester ready", extra={"admin_url": admin_url})
         try:
             yield
         finally:
             await uploads.close()
-            await discovery.close()
-            if redis is not None:
-                await redis.aclose()
-            await http.aclose()
+            await links.close()
 
     app = build_app(SERVICE, settings, lifespan)
     app.state.settings = settings

@@ -1,10 +1,10 @@
 """Processes a previous `dev up` on the same data directory left behind when it was killed (kill -9).
 
 Only a clean shutdown stops the children; after a kill they keep running, holding ports and files. They
-are recognised by what ties them to this data directory, never by name alone: the admin, the ingester and
-the storage elements by the data directory dev up put in their environment (a storage element also by its
-ARTSTORE_SE_DATA_DIR), the embedded Redis by its working directory. (The embedded PostgreSQL is found by
-its postmaster.pid; see infra.)
+are recognised by what ties them to this data directory, never by name alone: the admin, the ingester, the
+query module and the storage elements by the data directory dev up put in their environment (a storage
+element also by its ARTSTORE_SE_DATA_DIR), the embedded Redis by its working directory. (The embedded
+PostgreSQL is found by its postmaster.pid; see infra.)
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from pathlib import Path
 
 import psutil
 
-from artstore_client.dev.admin import DATA_DIR_MARKER
+from artstore_client.dev._environment import DATA_DIR_MARKER
 
 _log = logging.getLogger("artstore.dev")
-_SERVICES_BY_PORT_VARIABLE = (("ARTSTORE_ADMIN_PORT", "admin"), ("ARTSTORE_INGESTER_PORT", "ingester"))
+_SERVICES_BY_PORT_VARIABLE = (
+    ("ARTSTORE_ADMIN_PORT", "admin"),
+    ("ARTSTORE_INGESTER_PORT", "ingester"),
+    ("ARTSTORE_QUERY_PORT", "query module"),
+)
 
 
 def _leftover_of(process: psutil.Process, root: Path, redis_dir: Path) -> str | None:

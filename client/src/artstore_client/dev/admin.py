@@ -11,11 +11,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from artstore_client._files import write_private
+from artstore_client.dev._environment import service_environment
 
 ADMIN_PACKAGE = "artstore_admin"
 BOOTSTRAP_CLIENT_ID = "artstore-admin"
-# Every child of a dev up carries this, so that a later dev up recognises the ones an earlier one left.
-DATA_DIR_MARKER = "ARTSTORE_DEV_DATA_DIR"
+# The schema of the admin's tables, its catalog among them, which the query module reads.
+ADMIN_DATABASE_SCHEMA = "admin"
 
 
 class AdminSecretsUnreadable(Exception):
@@ -59,27 +60,25 @@ def admin_environment(
     redis_namespace: str,
     admin_secrets: AdminSecrets,
 ) -> dict[str, str]:
-    # dev up alone configures its admin, as it does its elements (ARTSTORE_ADMIN_URL, a client setting,
-    # shares the prefix and means nothing to the admin either).
-    env = {name: value for name, value in os.environ.items() if not name.startswith("ARTSTORE_ADMIN_")}
-    env.update(
+    return service_environment(
+        "ARTSTORE_ADMIN_",
+        root,
         {
-            DATA_DIR_MARKER: str(root),
-            "ARTSTORE_ADMIN_HOST": "127.0.0.1",
-            "ARTSTORE_ADMIN_PORT": str(port),
-            "ARTSTORE_ADMIN_PUBLIC_URL": url,
-            "ARTSTORE_ADMIN_DATABASE_URL": database_url,
-            "ARTSTORE_ADMIN_REDIS_URL": redis_url,
-            "ARTSTORE_ADMIN_REDIS_NAMESPACE": redis_namespace,
-            "ARTSTORE_ADMIN_KEY_ENCRYPTION_KEY": admin_secrets.key_encryption_key,
-            "ARTSTORE_ADMIN_BOOTSTRAP_CLIENT_ID": admin_secrets.bootstrap_client_id,
-            "ARTSTORE_ADMIN_BOOTSTRAP_CLIENT_SECRET": admin_secrets.bootstrap_client_secret,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PUBLIC_URL": url,
+            "DATABASE_URL": database_url,
+            "DATABASE_SCHEMA": ADMIN_DATABASE_SCHEMA,
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": redis_namespace,
+            "KEY_ENCRYPTION_KEY": admin_secrets.key_encryption_key,
+            "BOOTSTRAP_CLIENT_ID": admin_secrets.bootstrap_client_id,
+            "BOOTSTRAP_CLIENT_SECRET": admin_secrets.bootstrap_client_secret,
             # In dev the bootstrap account also holds `internal`, so that the storage elements' write
             # endpoints can be called directly with curl (see the README).
-            "ARTSTORE_ADMIN_BOOTSTRAP_IS_SYSTEM": "true",
-        }
+            "BOOTSTRAP_IS_SYSTEM": "true",
+        },
     )
-    return env
 
 
 def admin_command() -> list[str]:

@@ -1,4 +1,5 @@
-"""The dev cluster: infrastructure, the admin, the storage elements, the ingester, and their shutdown order."""
+"""The dev cluster: infrastructure, the admin, the storage elements, the ingester and the query module, and
+their shutdown order."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-import os
 import socket
 import sys
 from collections.abc import Awaitable
@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 
 from artstore_client.credentials import Credentials, write_credentials
+from artstore_client.dev._environment import service_environment
 from artstore_client.dev._leftovers import stop_leftovers
 from artstore_client.dev._lock import DataDirLock
 from artstore_client.dev.admin import (
     ADMIN_PACKAGE,
-    DATA_DIR_MARKER,
     AdminSecrets,
     AdminSecretsUnreadable,
     admin_command,
@@ -29,16 +29,16 @@ from artstore_client.dev.admin import (
 )
 from artstore_client.dev.infra import Infrastructure, start_infrastructure
 from artstore_client.dev.ingester import (
+    INGESTER_ACCOUNT,
     INGESTER_PACKAGE,
-    IngesterAccount,
-    IngesterAccountFailed,
-    ensure_ingester_account,
     ingester_command,
     ingester_environment,
 )
 from artstore_client.dev.layout import DevLayout, StorageElementSpec
+from artstore_client.dev.query import QUERY_ACCOUNT, QUERY_PACKAGE, query_command, query_environment
 from artstore_client.dev.registration import RegistrationFailed, register_elements
 from artstore_client.dev.supervisor import ChildFailed, ManagedProcess
+from artstore_client.dev.system_accounts import SystemAccount, SystemAccountFailed, ensure_system_account
 from artstore_client.settings import DevSettings
 from artstore_client.token import TOKEN_PATH, TokenRequestFailed, fetch_token
 
@@ -76,11 +76,12 @@ class DevCluster:
         self.admin: ManagedProcess | None = None
         self.elements: list[tuple[StorageElementSpec, ManagedProcess]] = []
         self.ingester: ManagedProcess | None = None
+        self.query: ManagedProcess | None = None
         self._lock = DataDirLock(self.layout.lock_file)
 
     async def start(self, stop: asyncio.Event) -> dict[str, Any] | None:
         """Start everything and return the ready document; None when `stop` was set meanwhile."""
-        for package in (ADMIN_PACKAGE, STORAGE_ELEMENT_PACKAGE, INGESTER_PACKAGE):
+        for package in (ADMIN_PACKAGE, STORAGE_ELEMENT_PACKAGE, INGESTER_PACKAGE, QUERY_PACKAGE):
             if importlib.util.find_spec(package) is None:
                 raise StartupFailed(
                     f"the {package} package is not installed: run `make install` in the ArtStore checkout"
@@ -115,15 +116,21 @@ class DevCluster:
         try:
             token = await asyncio.to_thread(fetch_token, self._bootstrap_credentials())
             async with httpx.AsyncClient(timeout=10.0) as http:
-                # The ingester last: it serves once the admin's discovery names at least one element.
+                # The ingester and the query module last: they serve once the admin's discovery names at
+                # least one element.
                 elements = await self._register_elements(http, token)
-                account = await ensure_ingester_account(
-                    http, self.layout.admin_url, token, self.layout.ingester_account
+                admin_url = self.layout.admin_url
+                ingester_account = await ensure_system_account(
+                    http, admin_url, token, INGESTER_ACCOUNT, self.layout.ingester_account
                 )
-        except (TokenRequestFailed, RegistrationFailed, IngesterAccountFailed, httpx.HTTPError) as exc:
+                query_account = await ensure_system_account(
+                    http, admin_url, token, QUERY_ACCOUNT, self.layout.query_account
+                )
+        except (TokenRequestFailed, RegistrationFailed, SystemAccountFailed, httpx.HTTPError) as exc:
             raise StartupFailed(f"{exc} (logs: {self.layout.logs})") from None
-        self.ingester = self._ingester(self.infra, account)
-        if not await _start_supervised([self.ingester], stop):
+        self.ingester = self._ingester(self.infra, ingester_account)
+        self.query = self._query(self.infra, query_account)
+        if not await _start_supervised([self.ingester, self.query], stop):
             return None
         document = self._describe(elements)
         await asyncio.to_thread(write_credentials, self.layout.root, document)
@@ -148,22 +155,20 @@ class DevCluster:
         )
 
     def _storage_element(self, spec: StorageElementSpec, infra: Infrastructure) -> ManagedProcess:
-        # dev up alone configures its elements: ARTSTORE_SE_* from the shell (say, a schema name) would
-        # otherwise apply to both of them at once.
-        env = {name: value for name, value in os.environ.items() if not name.startswith("ARTSTORE_SE_")}
-        env.update(
+        env = service_environment(
+            "ARTSTORE_SE_",
+            self.layout.root,
             {
-                "ARTSTORE_SE_ELEMENT_ID": spec.element_id,
-                "ARTSTORE_SE_DATA_DIR": str(self.layout.element_dir(spec.element_id)),
-                "ARTSTORE_SE_PORT": str(spec.port),
-                "ARTSTORE_SE_MODE": spec.mode,
-                "ARTSTORE_SE_PUBLIC_URL": spec.url,
-                "ARTSTORE_SE_DATABASE_URL": infra.database_url,
-                "ARTSTORE_SE_REDIS_URL": infra.redis_url,
-                "ARTSTORE_SE_REDIS_NAMESPACE": infra.redis_namespace,
-                "ARTSTORE_SE_JWKS_URL": self.layout.admin_url + "/.well-known/jwks.json",
-                DATA_DIR_MARKER: str(self.layout.root),
-            }
+                "ELEMENT_ID": spec.element_id,
+                "DATA_DIR": str(self.layout.element_dir(spec.element_id)),
+                "PORT": str(spec.port),
+                "MODE": spec.mode,
+                "PUBLIC_URL": spec.url,
+                "DATABASE_URL": infra.database_url,
+                "REDIS_URL": infra.redis_url,
+                "REDIS_NAMESPACE": infra.redis_namespace,
+                "JWKS_URL": self.layout.admin_url + "/.well-known/jwks.json",
+            },
         )
         return ManagedProcess(
             spec.element_id,
@@ -173,7 +178,7 @@ class DevCluster:
             spec.url + "/health/ready",
         )
 
-    def _ingester(self, infra: Infrastructure, account: IngesterAccount) -> ManagedProcess:
+    def _ingester(self, infra: Infrastructure, account: SystemAccount) -> ManagedProcess:
         env = ingester_environment(
             root=self.layout.root,
             port=self.layout.ingester_port,
@@ -189,6 +194,25 @@ class DevCluster:
             env,
             self.layout.logs / "ingester.log",
             self.layout.ingester_url + "/health/ready",
+        )
+
+    def _query(self, infra: Infrastructure, account: SystemAccount) -> ManagedProcess:
+        env = query_environment(
+            root=self.layout.root,
+            port=self.layout.query_port,
+            admin_url=self.layout.admin_url,
+            account=account,
+            database_url=infra.database_url,
+            redis_url=infra.redis_url,
+            redis_namespace=infra.redis_namespace,
+            discovery_fallback_path=self.layout.query_discovery,
+        )
+        return ManagedProcess(
+            "query",
+            query_command(),
+            env,
+            self.layout.logs / "query.log",
+            self.layout.query_url + "/health/ready",
         )
 
     def _bootstrap_credentials(self) -> Credentials:
@@ -218,7 +242,7 @@ class DevCluster:
             "token_url": self.layout.admin_url + TOKEN_PATH,
             "jwks_url": self.layout.admin_url + "/.well-known/jwks.json",
             "ingester_url": self.layout.ingester_url,
-            "query_url": None,
+            "query_url": self.layout.query_url,
             "storage_elements": elements,
             "client_id": credentials.client_id,
             "client_secret": credentials.client_secret,
@@ -228,10 +252,11 @@ class DevCluster:
         }
 
     async def stop(self) -> None:
-        """The ingester first (it writes to the elements), then the elements, then the admin (they all
-        verify its tokens), then the servers below."""
-        if self.ingester is not None:
-            await self.ingester.stop()
+        """The ingester and the query module first (they call the elements), then the elements, then the
+        admin (they all verify its tokens), then the servers below."""
+        await asyncio.gather(
+            *(process.stop() for process in (self.ingester, self.query) if process is not None)
+        )
         await asyncio.gather(*(process.stop() for _, process in self.elements))
         if self.admin is not None:
             await self.admin.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Offsets from the base port, as DESIGN section 10 fixes them (admin at N, SEs at N+10.., ingester N+20).
+# Offsets from the base port, as DESIGN section 10 fixes them (admin at N, SEs at N+10.., ingester N+20,
+# query N+30).
 ADMIN_OFFSET = 0
 STORAGE_ELEMENTS = (("se-edit", "edit", 10), ("se-rw", "rw", 11))
 INGESTER_OFFSET = 20
@@ -60,6 +61,20 @@ class DevLayout:
         return self.ingester_dir / "discovery.json"
 
     @property
+    def query_dir(self) -> Path:
+        return self.root / "query"
+
+    @property
+    def query_account(self) -> Path:
+        """The query module's system account, made on first start (mode 0600)."""
+        return self.query_dir / "account.json"
+
+    @property
+    def query_discovery(self) -> Path:
+        """The query module's last discovery snapshot, for a start while Redis is down."""
+        return self.query_dir / "discovery.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "dev-up.lock"
 
@@ -80,6 +95,14 @@ class DevLayout:
         return f"http://127.0.0.1:{self.ingester_port}"
 
     @property
+    def query_port(self) -> int:
+        return self.base_port + QUERY_OFFSET
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    @property
     def storage_elements(self) -> list[StorageElementSpec]:
         return [StorageElementSpec(i, mode, self.base_port + offset) for i, mode, offset in STORAGE_ELEMENTS]
 
@@ -87,8 +110,9 @@ class DevLayout:
         return self.root / element_id
 
     def ports(self) -> list[int]:
-        return [self.admin_port, *(se.port for se in self.storage_elements), self.ingester_port]
+        elements = [se.port for se in self.storage_elements]
+        return [self.admin_port, *elements, self.ingester_port, self.query_port]
 
     def create(self) -> None:
-        for directory in (self.root, self.logs, self.admin_secrets.parent, self.ingester_dir):
+        for directory in (self.root, self.logs, self.admin_secrets.parent, self.ingester_dir, self.query_dir):
             directory.mkdir(parents=True, exist_ok=True)

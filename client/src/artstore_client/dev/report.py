@@ -20,7 +20,7 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, str, str]]:
     for element in document["storage_elements"]:
         rows.append((f"storage element {element['id']}", element["url"], f"mode {element['mode']}"))
     rows.append(("ingester", document["ingester_url"], "uploads (POST /api/v1/files), updates, deletes"))
-    rows.append(("query", "-", "not part of the cluster yet"))
+    rows.append(("query", document["query_url"], "search (POST /api/v1/search), attributes, downloads"))
     for name, label in (("database", "PostgreSQL"), ("redis", "Redis")):
         server = document[name]
         note = "embedded" if server["embedded"] else "from the environment"

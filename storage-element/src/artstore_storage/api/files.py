@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from artstore_common import headers as _headers
-from artstore_common.auth import Principal, require_permission
+from artstore_common.auth import Principal, require_content_read, require_permission
 from artstore_common.errors import BadRequest
 from artstore_common.request_body import request_body
 from artstore_storage.api import deps
@@ -96,7 +96,7 @@ async def get_file(
     request: Request,
     file_id: FileId,
     files: Files,
-    _: Annotated[Principal, Depends(require_permission("files:read"))],
+    _: Annotated[Principal, Depends(require_content_read)],
 ) -> Response:
     attrs, path = await files.content(file_id)
     headers = _content_headers(attrs)

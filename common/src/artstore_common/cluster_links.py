@@ -1,0 +1,73 @@
+"""What a stateless service of the cluster (ingester, query module) holds open while it runs: one HTTP client,
+Redis, its own service token, the discovery snapshot and the verifier of callers' tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from artstore_common.auth import JwksVerifier
+from artstore_common.discovery import DiscoveryClient
+from artstore_common.errors import ServiceUnavailable
+from artstore_common.health import HealthChecks, redis_probe
+from artstore_common.redis import create_redis
+from artstore_common.service_token import ServiceToken
+from artstore_common.settings import ServiceSettings
+
+
+@dataclass
+class ClusterLinks:
+    http: httpx.AsyncClient
+    redis: Redis | None
+    token: ServiceToken
+    discovery: DiscoveryClient
+    verifier: JwksVerifier
+
+    @classmethod
+    async def open(
+        cls,
+        settings: ServiceSettings,
+        *,
+        audience: str,
+        admin_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        admin_timeout_seconds: float,
+        discovery_fallback_path: Path | None,
+    ) -> ClusterLinks:
+        # Uploads and downloads hold a connection each for as long as they stream: room for many at once.
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+        redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
+        token = ServiceToken(http, admin_url, client_id, client_secret, timeout_seconds=admin_timeout_seconds)
+        discovery = DiscoveryClient(
+            redis=redis,
+            namespace=settings.redis_namespace,
+            fallback_path=discovery_fallback_path,
+            admin_url=admin_url,
+            token_provider=token,
+            http=http,
+        )
+        verifier = await JwksVerifier.started(
+            settings, audience, http, jwks_url=settings.jwks_url or f"{admin_url}/.well-known/jwks.json"
+        )
+        await discovery.start()
+        return cls(http, redis, token, discovery, verifier)
+
+    def add_health_checks(self, health: HealthChecks) -> None:
+        async def discovery_ready() -> None:
+            if self.discovery.snapshot is None:
+                raise ServiceUnavailable("no discovery snapshot yet: no storage element is known")
+
+        health.add("auth", self.verifier.ready)
+        health.add("discovery", discovery_ready)
+        health.add("redis", redis_probe(self.redis), critical=False)
+
+    async def close(self) -> None:
+        await self.discovery.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.http.aclose()

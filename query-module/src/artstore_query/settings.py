@@ -1,0 +1,67 @@
+"""The query module's settings (ARTSTORE_QUERY_*), validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from artstore_common.settings import ServiceSettings
+
+
+class QuerySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ARTSTORE_QUERY_", extra="ignore", validate_default=True)
+
+    port: int = Field(default=8030, ge=1, le=65535)
+    jwt_audience: str = "query"
+
+    database_schema: str = Field(
+        default="admin",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="the schema of the admin's catalog (ARTSTORE_ADMIN_DATABASE_SCHEMA); read, never migrated",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    admin_url: str | None = Field(default=None, description="the admin's base URL; required to serve")
+    client_id: str | None = Field(
+        default=None, description="this query module's system account (role READONLY, is_system); required"
+    )
+    client_secret: SecretStr | None = None
+
+    l1_max_entries: int = Field(
+        default=10_000, ge=0, description="files kept in process memory; 0 turns L1 off"
+    )
+    l1_ttl_seconds: float = Field(default=300.0, ge=0)
+    l2_ttl_seconds: int = Field(default=3600, ge=1, description="how long a file's attributes stay in Redis")
+    l3_ttl_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="age of a catalog row (synced_at) after which it is revalidated against the element's attr.json",
+    )
+
+    search_default_limit: int = Field(default=50, ge=1, le=1000)
+    search_max_limit: int = Field(default=1000, ge=1, le=10_000)
+    search_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=30,
+        description="longest a search may run in PostgreSQL (at most the connection's 30 s command timeout)",
+    )
+
+    se_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    se_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="longest wait for a storage element between two bytes or for its answer",
+    )
+    admin_timeout_seconds: float = Field(default=10.0, gt=0)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_recovery_seconds: float = Field(default=60.0, gt=0)
+
+    discovery_fallback_path: Path | None = Field(
+        default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
+    )
+
+    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
+    rate_limit_burst: int = Field(default=150, ge=1)
