@@ -7,54 +7,17 @@ database is back, the same process takes writes again and reports ready.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from artstore_common.embedded import EmbeddedPostgres, free_port
 from tests.faults._polling import eventually
+from tests.faults.conftest import DATABASE
 from tests.support.files import files_on_disk, put, tmp_entries
 
 pytestmark = pytest.mark.faults
-
-DATABASE = "artstore_faults"
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test alone, so stopping it disturbs nothing else.
-
-    Its data directory is not under tmp_path: every pytest session that starts on the machine resets
-    /tmp/pytest-of-<user> to mode 0700, which (when tests run as root) locks out the unprivileged account
-    PostgreSQL runs as, and the server then fails on its next file open.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix="artstore-faults-pg-"))
-    server = EmbeddedPostgres(workdir / "pg", port=free_port())
-
-    async def create_database() -> None:
-        conn = await asyncpg.connect(server.url, timeout=10)
-        try:
-            await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-        finally:
-            await conn.close()
-
-    try:
-        server.start()
-        asyncio.run(create_database())
-        yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _readiness(se_url: str) -> tuple[int, dict[str, object]]:

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artstore_common.logging import current_request_id
@@ -228,7 +230,41 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "INTERNAL_ERROR", "Internal server error", "an unexpected error occurred; see the server log"
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            return await on_unexpected(request, exc)
+        _log.warning("request failed: the database is unavailable: %s", exc)
+        return problem_response(
+            503,
+            DependencyUnavailable.code,
+            DependencyUnavailable.title,
+            "the database is unavailable; retry later",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_database_error)
+    # asyncpg lets a refused connect through unwrapped; every other client here wraps its own.
+    app.add_exception_handler(ConnectionRefusedError, on_database_error)
     app.add_exception_handler(ArtStoreError, on_artstore_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# SQLSTATE class 08 (connection exception) and the server going away or not yet taking connections.
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away (an outage: 503), not a bug in a statement (500)."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionRefusedError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        if state.startswith("08") or state in _UNAVAILABLE_STATES:
+            return True
+        return isinstance(exc.orig, OSError) or isinstance(getattr(exc.orig, "__cause__", None), OSError)
+    return False

@@ -18,10 +18,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_common.cache import metadata_key
-from artstore_common.errors import NotFound, ServiceUnavailable
+from artstore_common.errors import DependencyUnavailable, NotFound, ServiceUnavailable
 from artstore_query.cache.invalidation import InvalidationListener
 from artstore_query.cache.local import LocalCache
 from artstore_query.catalog import files
@@ -32,6 +34,7 @@ __all__ = ["LocalCache", "Metadata", "MetadataReader"]
 
 _log = logging.getLogger("artstore.query.cache")
 _REDIS_RETRY_SECONDS = 5.0
+_DATABASE_FAILURES = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,14 @@ class MetadataReader:
 
     async def _from_catalog(self, file_id: uuid.UUID) -> tuple[dict[str, Any], str]:
         statement = select(files.c.attributes, files.c.status, files.c.storage_element_id, files.c.synced_at)
-        async with self._engine.connect() as connection:
-            row = (await connection.execute(statement.where(files.c.file_id == file_id))).first()
+        try:
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(statement.where(files.c.file_id == file_id))).first()
+        except _DATABASE_FAILURES as exc:
+            raise DependencyUnavailable(
+                f"the catalog database is unavailable ({type(exc).__name__}) and {file_id} is not cached; "
+                "retry later"
+            ) from exc
         if row is None or row.status != "active":
             CACHE_READS.labels("miss").inc()
             raise NotFound(f"no file {file_id}")
@@ -180,8 +189,12 @@ class MetadataReader:
                 .where(files.c.file_id == file_id, files.c.updated_at <= updated_at)
                 .values(**values)
             )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(statement)
+        except _DATABASE_FAILURES as exc:
+            # The answer stands; the row is simply revalidated again on a later read.
+            _log.warning("could not refresh the catalog row of %s: %s", file_id, exc)
 
 
 def _timestamp(value: Any) -> datetime | None:
