@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # `tests.support` starts the element exactly as the tests do
 
-from bench import admin, ingester, storage  # noqa: E402
+from bench import admin, ingester, query, storage  # noqa: E402
 from bench.cluster import storage_element_under_test  # noqa: E402
 from bench.cpu import CpuLedger  # noqa: E402
 from bench.profile import FULL, QUICK  # noqa: E402
@@ -25,7 +25,11 @@ from bench.report import Metric, machine_info, table, write_results  # noqa: E40
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a reduced run (64 MiB stream, 300 small files)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a reduced run (a 64 MiB stream, 300 small files, a 100,000-row catalog, a 128 MiB download)",
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -38,7 +42,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
         "--suite",
-        choices=("all", "storage", "admin", "ingester"),
+        choices=("all", "storage", "admin", "ingester", "query"),
         default="all",
         help="which benchmarks to run",
     )
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     missed_storage = _storage(args) if args.suite in ("all", "storage") else False
     missed_admin = _admin(args) if args.suite in ("all", "admin") else False
     missed_ingester = _ingester(args) if args.suite in ("all", "ingester") else False
-    return 1 if (missed_storage or missed_admin or missed_ingester) and args.strict else 0
+    missed_query = _query(args) if args.suite in ("all", "query") else False
+    missed = missed_storage or missed_admin or missed_ingester or missed_query
+    return 1 if missed and args.strict else 0
 
 
 def _admin(args: argparse.Namespace) -> bool:
@@ -98,6 +104,22 @@ def _ingester(args: argparse.Namespace) -> bool:
     _log(f"ingester benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
     try:
         metrics = ingester.main(args.results, scratch, quick=args.quick, log=_log)
+    finally:
+        if args.keep:
+            _log(f"scratch directory kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    missed = [m.title for m in metrics if not m.met]
+    if missed:
+        _log("targets missed: " + "; ".join(missed))
+    return bool(missed)
+
+
+def _query(args: argparse.Namespace) -> bool:
+    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-query-", dir=args.workdir))
+    _log(f"query benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
+    try:
+        metrics = query.main(args.results, scratch, quick=args.quick, log=_log)
     finally:
         if args.keep:
             _log(f"scratch directory kept: {scratch}")

@@ -1,6 +1,7 @@
 """One storage element as a real process, with PostgreSQL, Redis and a token issuer, as the tests run it.
 
-For the ingester suite, a small cluster the same way: admin, one element, an ingester.
+For the ingester suite, a small cluster the same way: admin, one element, an ingester. For the query suite,
+the tests' own cluster (tests.support.cluster) with two query modules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from tests.support.cluster import Cluster, cluster_factory, stop_clusters
 from tests.support.infra import test_infra
 from tests.support.issuer import TestIssuer
 from tests.support.processes import (
@@ -136,23 +138,25 @@ def _account(admin: AdminModule, **fields: Any) -> Account:
 
 
 def _wait_for_first_upload(cluster: IngestCluster, within: float = 60) -> None:
+    _wait_for_upload(cluster.ingester, cluster.token(cluster.client), within)
+
+
+def _wait_for_upload(ingester: ServiceProcess, token: str, within: float = 60) -> None:
     """Until an upload lands: the ingester is ready once its discovery snapshot names the element, but the
     element is a candidate only after the admin has seen it online, a poll or two later."""
-    headers = {"Authorization": f"Bearer {cluster.token(cluster.client)}", "X-Artstore-Filename": "probe.bin"}
+    headers = {"Authorization": f"Bearer {token}", "X-Artstore-Filename": "probe.bin"}
     deadline = time.monotonic() + within
     last = "no answer"
     while time.monotonic() < deadline:
         with suppress(httpx.HTTPError):
             response = httpx.post(
-                f"{cluster.ingester_api}/files", content=b"probe", headers=headers, timeout=10
+                f"{ingester.url}/api/v1/files", content=b"probe", headers=headers, timeout=10
             )
             if response.status_code == 201:
                 return
             last = f"HTTP {response.status_code}: {response.text[:300]}"
         time.sleep(0.2)
-    raise TimeoutError(
-        f"no upload through the ingester within {within} s ({last}):\n{cluster.ingester.log_tail()}"
-    )
+    raise TimeoutError(f"no upload through the ingester within {within} s ({last}):\n{ingester.log_tail()}")
 
 
 @contextmanager
@@ -212,3 +216,85 @@ def ingester_cluster_under_test(workdir: Path) -> Iterator[IngestCluster]:
         )
         _wait_for_first_upload(cluster)
         yield cluster
+
+
+@dataclass(frozen=True)
+class QueryCluster:
+    """admin, one `rw` element, an ingester and two query modules on one catalog and one Redis namespace.
+
+    `reader` runs with the default TTLs; `revalidating` trusts no catalog row (l3_ttl_seconds=0), so each
+    of its reads past L2 goes to the element's attr.json (L4). `client` is a USER account whose rate limit
+    never binds.
+    """
+
+    cluster: Cluster
+    reader: ServiceProcess
+    revalidating: ServiceProcess
+    client: Account
+    database: str
+    postgres: str
+    redis: str
+
+    @property
+    def admin(self) -> AdminModule:
+        return self.cluster.admin
+
+    @property
+    def element(self) -> StorageElement:
+        return self.cluster.elements["rw"]
+
+    @property
+    def ingester(self) -> ServiceProcess:
+        return self.cluster.ingester
+
+    def token(self) -> str:
+        return self.admin.token(self.client.client_id, self.client.client_secret)
+
+    def element_target(self) -> Target:
+        """The element as the storage suite's helpers address it, with the client's token."""
+        return Target(self.element, self.token(), self.database, self.postgres, self.redis)
+
+
+def _wait_until_ready(process: ServiceProcess, within: float = 60) -> None:
+    """/health/ready: a query module serves downloads only once its discovery snapshot names an element."""
+    deadline = time.monotonic() + within
+    last = "no answer"
+    while time.monotonic() < deadline:
+        with suppress(httpx.HTTPError):
+            response = httpx.get(f"{process.url}/health/ready", timeout=5)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:300]}"
+        time.sleep(0.2)
+    raise TimeoutError(f"{process.module} not ready within {within} s ({last}):\n{process.log_tail()}")
+
+
+@contextmanager
+def query_cluster_under_test(workdir: Path) -> Iterator[QueryCluster]:
+    """Every process real and started as tests/query/conftest.py starts them; data and logs under `workdir`."""
+    with test_infra(workdir / "infra") as infra:
+        made: list[tuple[Cluster | None, list[Any]]] = []
+        try:
+            cluster = cluster_factory(infra, workdir, made)(modes=("rw",), queries=1)
+            revalidating = cluster.add_query(l3_ttl_seconds=0)
+            client = _account(
+                cluster.admin,
+                name="bench-query-client",
+                rate_limit_per_minute=_UNBOUNDED_PER_MINUTE,
+                rate_limit_burst=_UNBOUNDED_PER_MINUTE,
+            )
+            for process in cluster.queries:
+                _wait_until_ready(process)
+            running = QueryCluster(
+                cluster=cluster,
+                reader=cluster.queries[0],
+                revalidating=revalidating,
+                client=client,
+                database=urlsplit(infra.database_url).path.lstrip("/"),
+                postgres="external" if os.environ.get("ARTSTORE_TEST_DATABASE_URL") else "embedded",
+                redis="external" if os.environ.get("ARTSTORE_TEST_REDIS_URL") else "embedded",
+            )
+            _wait_for_upload(running.ingester, running.token())
+            yield running
+        finally:
+            stop_clusters(made)

@@ -49,3 +49,46 @@ QUICK = Profile(
     small_rounds=1,
     concurrency=16,
 )
+
+
+@dataclass(frozen=True)
+class QueryProfile:
+    """The query suite's work: files read through the cache levels, the catalog searched, one download."""
+
+    name: str
+    files: int  # read through each cache level, every round
+    read_rounds: int
+    catalog_rows: int  # bulk-loaded into the catalog before the searches
+    searches: int  # per kind of search
+    search_warmup: int
+    download_bytes: int
+    download_rounds: int
+    chunk_bytes: int = MiB
+
+    @property
+    def download_label(self) -> str:
+        if self.download_bytes % GiB == 0:
+            return f"{self.download_bytes // GiB} GiB"
+        return f"{self.download_bytes // MiB} MiB"
+
+
+QUERY_FULL = QueryProfile(
+    name="full",
+    files=300,
+    read_rounds=3,
+    catalog_rows=1_000_000,
+    searches=300,
+    search_warmup=30,
+    download_bytes=GiB,
+    download_rounds=3,
+)
+QUERY_QUICK = QueryProfile(
+    name="quick",
+    files=200,
+    read_rounds=1,
+    catalog_rows=100_000,
+    searches=100,
+    search_warmup=10,
+    download_bytes=128 * MiB,
+    download_rounds=2,
+)
