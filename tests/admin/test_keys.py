@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -14,6 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from artstore_admin.audit.log import AuditLog
+from artstore_admin.identity.keycrypto import KeyCipher
+from artstore_admin.identity.keystore import KeyStore, Rotation
+from artstore_common.database import create_engine
 from tests.admin.conftest import AdminFactory
 from tests.support.infra import query
 from tests.support.processes import TEST_KEY_ENCRYPTION_KEY, AdminModule
@@ -89,7 +94,7 @@ def test_key_rotation_is_audited_with_the_actor(make_admin: AdminFactory) -> Non
     assert [(r["actor"], r["subject"]) for r in rows] == [(sub, rotation["kid"])]
 
 
-def test_two_admins_rotating_at_the_same_moment_make_one_new_key(make_admin: AdminFactory) -> None:
+def test_two_admins_asked_to_rotate_at_once_never_fork_the_key_chain(make_admin: AdminFactory) -> None:
     first = make_admin(key_check_seconds=1)
     second = make_admin(schema=first.schema, client_secret=first.client_secret, key_check_seconds=1)
     token = first.token()
@@ -109,18 +114,64 @@ def test_two_admins_rotating_at_the_same_moment_make_one_new_key(make_admin: Adm
     for thread in threads:
         thread.join(60)
 
+    # Whether the two requests overlapped at the servers depends on scheduling: when they did, one rotation
+    # answers for both; when one came after the other had finished, it rotated the new key in turn. Either
+    # way the keys form one chain: no key has two successors and exactly one is active.
     rows = query(first.database_url, f'SELECT kid, status FROM "{first.schema}".signing_keys')
-    assert len(rows) == 2, "two concurrent rotations must make exactly one new key"
     active = [r["kid"] for r in rows if r["status"] == "active"]
     assert len(active) == 1
-    assert {r["kid"] for r in results} == set(active)
-    assert sorted(r["rotated"] for r in results) == [False, True]
+    rotated = [r for r in results if r["rotated"]]
+    assert len(rows) == 1 + len(rotated) >= 2
+    retired = [r["retired_kid"] for r in rotated]
+    assert len(set(retired)) == len(retired), "two rotations retired the same key: the chain forked"
+    assert retired[0] == before[0]["kid"] or (len(retired) == 2 and before[0]["kid"] in retired)
+    assert active[0] in {r["kid"] for r in results}
 
     # Both admins sign with the new key and accept each other's tokens.
     for admin in (first, second):
-        assert _kid(admin.token()) == active[0]
+        deadline = time.monotonic() + 10
+        while _kid(admin.token()) != active[0]:
+            assert time.monotonic() < deadline, "an admin still signs with a retired key"
+            time.sleep(0.2)
     assert _keys(second, first.token()).status_code == 200
     assert _keys(first, second.token()).status_code == 200
+
+
+def test_rotations_of_the_same_key_at_the_same_moment_make_one_new_key(make_admin: AdminFactory) -> None:
+    """Two key stores (as in two admins) both replacing the key they saw: the lock lets exactly one win."""
+    admin = make_admin()
+    schema = admin.schema
+
+    async def race() -> list[Rotation]:
+        engines = [create_engine(admin.database_url, schema=schema, pool_size=2) for _ in range(2)]
+        try:
+            stores = [
+                KeyStore(
+                    engine,
+                    KeyCipher(TEST_KEY_ENCRYPTION_KEY),
+                    AuditLog(engine, b"test-audit-key"),
+                    rotation_seconds=86_400,
+                    grace_seconds=3_600,
+                )
+                for engine in engines
+            ]
+            seen = await stores[0].active_kid()
+            return list(
+                await asyncio.gather(
+                    *(store.rotate(expected_kid=seen, actor="test", reason="race") for store in stores)
+                )
+            )
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    rotations = asyncio.run(race())
+
+    assert sorted(r.rotated for r in rotations) == [False, True]
+    assert rotations[0].active_kid == rotations[1].active_kid
+    rows = query(admin.database_url, f'SELECT kid, status FROM "{schema}".signing_keys')
+    assert len(rows) == 2
+    assert [r["kid"] for r in rows if r["status"] == "active"] == [rotations[0].active_kid]
 
 
 def test_an_admin_that_did_not_rotate_signs_with_the_new_key(make_admin: AdminFactory) -> None:
