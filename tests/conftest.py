@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cluster import Cluster, ClusterFactory, cluster_factory, stop_clusters
 from tests.support.infra import Infra, test_infra
 from tests.support.issuer import TestIssuer
 from tests.support.processes import StorageElement, storage_element
@@ -89,3 +90,19 @@ def client_for(admin_token: str) -> Iterator[Callable[..., httpx.Client]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_cluster(infra: Infra, tmp_path: Path) -> Iterator[ClusterFactory]:
+    """Clusters of real processes (tests.support.cluster), stopped after the test."""
+    made: list[tuple[Cluster | None, list[Any]]] = []
+    yield cluster_factory(infra, tmp_path, made)
+    stop_clusters(made)
+
+
+@pytest.fixture(scope="module")
+def make_cluster_module(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterFactory]:
+    """Clusters shared by the tests of one module, stopped after its last test."""
+    made: list[tuple[Cluster | None, list[Any]]] = []
+    yield cluster_factory(infra, tmp_path_factory.mktemp("clusters"), made)
+    stop_clusters(made)

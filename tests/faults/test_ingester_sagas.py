@@ -15,16 +15,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.faults._polling import eventually
-from tests.support.cluster import Cluster, ClusterFactory, attributes_header, cluster_factory, stop_clusters
+from tests.support.cluster import Cluster, ClusterFactory, attributes_header
 from tests.support.files import files_on_disk, generated, tmp_entries
-from tests.support.infra import Infra
 from tests.support.processes import StorageElement
 
 pytestmark = pytest.mark.faults
@@ -41,13 +39,6 @@ INGESTER_SETTINGS = {
     "se_timeout_seconds": 15,
 }
 RECOVERY_WITHIN = 30.0
-
-
-@pytest.fixture
-def make_cluster(infra: Infra, tmp_path: Path) -> Iterator[ClusterFactory]:
-    made: list[tuple[Cluster | None, list[Any]]] = []
-    yield cluster_factory(infra, tmp_path, made)
-    stop_clusters(made)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,21 +13,16 @@ import pytest
 
 from tests.query import _corpus
 from tests.query._corpus import CatalogFile
-from tests.support.cluster import Cluster, cluster_factory, stop_clusters
-from tests.support.infra import Infra
+from tests.support.cluster import Cluster, ClusterFactory
 
 CORPUS_SIZE = 10_000
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def cluster(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(make_cluster_module: ClusterFactory) -> Cluster:
     """The conftest's cluster with rate limiting off: these tests send a few hundred searches a minute."""
-    made: list[tuple[Cluster | None, list[Any]]] = []
-    yield cluster_factory(infra, tmp_path_factory.mktemp("cluster"), made)(
-        queries=1, query_settings={"rate_limit_per_minute": 0}
-    )
-    stop_clusters(made)
+    return make_cluster_module(queries=1, query_settings={"rate_limit_per_minute": 0})
 
 
 @pytest.fixture(scope="module")

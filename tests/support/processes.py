@@ -209,6 +209,41 @@ def admin_module(
 TEST_KEY_ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
+def _cluster_service(
+    module: str,
+    prefix: str,
+    *,
+    admin: AdminModule,
+    client_id: str,
+    client_secret: str,
+    redis_url: str,
+    redis_namespace: str,
+    log_dir: Path,
+    name: str,
+    port: int | None,
+    settings: dict[str, Any],
+) -> ServiceProcess:
+    """A stateless service (ingester or query module) that trusts `admin` and acts as the system account given;
+    `settings` are more of its variables, by field name."""
+    port = port or free_port()
+    env = {
+        "PORT": str(port),
+        "ADMIN_URL": admin.url,
+        "CLIENT_ID": client_id,
+        "CLIENT_SECRET": client_secret,
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": redis_namespace,
+        "JWKS_REFETCH_SECONDS": "1",
+        **{name.upper(): str(value) for name, value in settings.items()},
+    }
+    return ServiceProcess(
+        module=module,
+        env={prefix + key: value for key, value in env.items()},
+        log_path=log_dir / f"{name}.log",
+        port=port,
+    )
+
+
 def ingester_module(
     *,
     admin: AdminModule,
@@ -221,19 +256,20 @@ def ingester_module(
     port: int | None = None,
     **settings: Any,
 ) -> ServiceProcess:
-    """An ingester process that trusts `admin` and acts as the system account given."""
-    port = port or free_port()
-    env = {
-        "ARTSTORE_INGESTER_PORT": str(port),
-        "ARTSTORE_INGESTER_ADMIN_URL": admin.url,
-        "ARTSTORE_INGESTER_CLIENT_ID": client_id,
-        "ARTSTORE_INGESTER_CLIENT_SECRET": client_secret,
-        "ARTSTORE_INGESTER_REDIS_URL": redis_url,
-        "ARTSTORE_INGESTER_REDIS_NAMESPACE": redis_namespace,
-        "ARTSTORE_INGESTER_JWKS_REFETCH_SECONDS": "1",
-    }
-    env.update({f"ARTSTORE_INGESTER_{k.upper()}": str(v) for k, v in settings.items()})
-    return ServiceProcess(module="artstore_ingester", env=env, log_path=log_dir / f"{name}.log", port=port)
+    """An ingester that trusts `admin` and acts as the system account given."""
+    return _cluster_service(
+        "artstore_ingester",
+        "ARTSTORE_INGESTER_",
+        admin=admin,
+        client_id=client_id,
+        client_secret=client_secret,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        log_dir=log_dir,
+        name=name,
+        port=port,
+        settings=settings,
+    )
 
 
 def query_module(
@@ -248,18 +284,17 @@ def query_module(
     port: int | None = None,
     **settings: Any,
 ) -> ServiceProcess:
-    """A query module reading `admin`'s catalog, acting as the system account given."""
-    port = port or free_port()
-    env = {
-        "ARTSTORE_QUERY_PORT": str(port),
-        "ARTSTORE_QUERY_ADMIN_URL": admin.url,
-        "ARTSTORE_QUERY_DATABASE_URL": admin.database_url,
-        "ARTSTORE_QUERY_DATABASE_SCHEMA": admin.schema,
-        "ARTSTORE_QUERY_CLIENT_ID": client_id,
-        "ARTSTORE_QUERY_CLIENT_SECRET": client_secret,
-        "ARTSTORE_QUERY_REDIS_URL": redis_url,
-        "ARTSTORE_QUERY_REDIS_NAMESPACE": redis_namespace,
-        "ARTSTORE_QUERY_JWKS_REFETCH_SECONDS": "1",
-    }
-    env.update({f"ARTSTORE_QUERY_{k.upper()}": str(v) for k, v in settings.items()})
-    return ServiceProcess(module="artstore_query", env=env, log_path=log_dir / f"{name}.log", port=port)
+    """A query module reading `admin`'s catalog (its database and schema), acting as the system account given."""
+    return _cluster_service(
+        "artstore_query",
+        "ARTSTORE_QUERY_",
+        admin=admin,
+        client_id=client_id,
+        client_secret=client_secret,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        log_dir=log_dir,
+        name=name,
+        port=port,
+        settings={"database_url": admin.database_url, "database_schema": admin.schema, **settings},
+    )

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
 from artstore_admin.app import SERVICE, create_app
 from artstore_admin.settings import AdminSettings
-from artstore_common.service import serve
+from artstore_common.service import run
 
 
 def main() -> None:
-    try:
-        settings = AdminSettings()
-    except ValidationError as exc:
-        print(f"admin: invalid settings (ARTSTORE_ADMIN_*):\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    serve(create_app(settings), settings, SERVICE)
+    run(AdminSettings, create_app, SERVICE, label="admin")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from artstore_common import health, metrics
 from artstore_common.errors import install_error_handlers
@@ -14,6 +17,8 @@ from artstore_common.logging import configure_logging
 from artstore_common.middleware import RequestContextMiddleware
 from artstore_common.settings import ServiceSettings
 from artstore_common.tracing import setup_tracing
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -44,3 +49,17 @@ def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         server_header=False,
     )
+
+
+def run(
+    settings_class: type[SettingsT], create_app: Callable[[SettingsT], FastAPI], service: str, *, label: str
+) -> None:
+    """`python -m <package>`: settings from the environment (a clear message and exit 2 when they are
+    invalid), then serve."""
+    try:
+        settings = settings_class()
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        print(f"{label}: invalid settings ({prefix}*):\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    serve(create_app(settings), settings, service)

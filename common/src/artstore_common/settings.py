@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,3 +47,38 @@ class ServiceSettings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+
+class ClusterServiceSettings(ServiceSettings):
+    """Fields of the stateless services (ingester, query module) that act towards the cluster as a system
+    account of their own and follow the discovery snapshot."""
+
+    admin_url: str | None = Field(default=None, description="the admin's base URL; required to serve")
+    client_id: str | None = Field(
+        default=None, description="this service's own system account (is_system); required to serve"
+    )
+    client_secret: SecretStr | None = None
+    admin_timeout_seconds: float = Field(default=10.0, gt=0)
+    se_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_recovery_seconds: float = Field(default=60.0, gt=0)
+    discovery_fallback_path: Path | None = Field(
+        default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
+    )
+    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
+    rate_limit_burst: int = Field(default=150, ge=1)
+
+    def missing(self, *fields: str) -> list[str]:
+        """The environment variables of `fields` that are unset (by this class's env prefix)."""
+        prefix = str(self.model_config.get("env_prefix", ""))
+        return [f"{prefix}{name.upper()}" for name in fields if not getattr(self, name)]
+
+    def cluster_account(self) -> tuple[str, str, SecretStr]:
+        """admin URL, client id and secret, or a start-up error naming every one that is missing."""
+        missing = self.missing("admin_url", "client_id", "client_secret")
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not set (artstore dev up sets them for you)")
+        assert self.admin_url is not None
+        assert self.client_id is not None
+        assert self.client_secret is not None
+        return self.admin_url.rstrip("/"), self.client_id, self.client_secret

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from artstore_common.breakers import CircuitBreakers
 from artstore_common.cluster_links import ClusterLinks
 from artstore_common.ratelimit import RateLimiter
 from artstore_common.service import build_app
@@ -23,43 +22,13 @@ SERVICE = "ingester"
 _log = logging.getLogger("artstore.ingester")
 
 
-def _required(settings: IngesterSettings) -> tuple[str, str]:
-    missing = [
-        name
-        for name, value in (
-            ("ARTSTORE_INGESTER_ADMIN_URL", settings.admin_url),
-            ("ARTSTORE_INGESTER_CLIENT_ID", settings.client_id),
-            ("ARTSTORE_INGESTER_CLIENT_SECRET", settings.client_secret),
-        )
-        if not value
-    ]
-    if missing:
-        raise RuntimeError(f"{', '.join(missing)} not set (artstore dev up sets them for you)")
-    assert settings.admin_url is not None
-    assert settings.client_id is not None
-    return settings.admin_url.rstrip("/"), settings.client_id
-
-
 def create_app(settings: IngesterSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        admin_url, client_id = _required(settings)
-        assert settings.client_secret is not None
-        links = await ClusterLinks.open(
-            settings,
-            audience=settings.jwt_audience,
-            admin_url=admin_url,
-            client_id=client_id,
-            client_secret=settings.client_secret,
-            admin_timeout_seconds=settings.admin_timeout_seconds,
-            discovery_fallback_path=settings.discovery_fallback_path,
-        )
+        links = await ClusterLinks.open(settings, service=SERVICE, audience=settings.jwt_audience)
         http, redis, token, discovery = links.http, links.redis, links.token, links.discovery
-        breakers = CircuitBreakers(
-            SERVICE,
-            failure_threshold=settings.circuit_failure_threshold,
-            recovery_seconds=settings.circuit_recovery_seconds,
-        )
+        admin_url = links.admin_url
+        breakers = links.breakers
         admin = AdminClient(
             http,
             admin_url,

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from artstore_common.breakers import CircuitBreakers
 from artstore_common.cluster_links import ClusterLinks
 from artstore_common.database import create_engine
 from artstore_common.health import postgres_probe
@@ -27,48 +26,21 @@ SERVICE = "query"
 _log = logging.getLogger("artstore.query")
 
 
-def _required(settings: QuerySettings) -> tuple[str, str, str]:
-    missing = [
-        name
-        for name, value in (
-            ("ARTSTORE_QUERY_DATABASE_URL", settings.database_url),
-            ("ARTSTORE_QUERY_ADMIN_URL", settings.admin_url),
-            ("ARTSTORE_QUERY_CLIENT_ID", settings.client_id),
-            ("ARTSTORE_QUERY_CLIENT_SECRET", settings.client_secret),
-        )
-        if not value
-    ]
-    if missing:
-        raise RuntimeError(f"{', '.join(missing)} not set (artstore dev up sets them for you)")
-    assert settings.database_url is not None
-    assert settings.admin_url is not None
-    assert settings.client_id is not None
-    return settings.database_url.get_secret_value(), settings.admin_url.rstrip("/"), settings.client_id
-
-
 def create_app(settings: QuerySettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database_url, admin_url, client_id = _required(settings)
-        assert settings.client_secret is not None
+        missing = settings.missing("database_url")
+        if missing:
+            raise RuntimeError(f"{missing[0]} not set (artstore dev up sets it for you)")
+        assert settings.database_url is not None
+        links = await ClusterLinks.open(settings, service=SERVICE, audience=settings.jwt_audience)
         engine = create_engine(
-            database_url, schema=settings.database_schema, pool_size=settings.database_pool_size
-        )
-        links = await ClusterLinks.open(
-            settings,
-            audience=settings.jwt_audience,
-            admin_url=admin_url,
-            client_id=client_id,
-            client_secret=settings.client_secret,
-            admin_timeout_seconds=settings.admin_timeout_seconds,
-            discovery_fallback_path=settings.discovery_fallback_path,
+            settings.database_url.get_secret_value(),
+            schema=settings.database_schema,
+            pool_size=settings.database_pool_size,
         )
         redis = links.redis
-        breakers = CircuitBreakers(
-            SERVICE,
-            failure_threshold=settings.circuit_failure_threshold,
-            recovery_seconds=settings.circuit_recovery_seconds,
-        )
+        breakers = links.breakers
         elements = ElementClient(
             links.http,
             links.token,
@@ -102,7 +74,7 @@ def create_app(settings: QuerySettings) -> FastAPI:
         app.state.health.add("postgresql", postgres_probe(engine))
         links.add_health_checks(app.state.health)
         app.state.health.add("cache_invalidation", invalidations.ready, critical=False)
-        _log.info("query module ready", extra={"admin_url": admin_url})
+        _log.info("query module ready", extra={"admin_url": links.admin_url})
         try:
             yield
         finally:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from artstore_common.settings import ServiceSettings
+from artstore_common.settings import ClusterServiceSettings
 
 
-class QuerySettings(ServiceSettings):
+class QuerySettings(ClusterServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_QUERY_", extra="ignore", validate_default=True)
 
     port: int = Field(default=8030, ge=1, le=65535)
@@ -22,12 +20,6 @@ class QuerySettings(ServiceSettings):
         description="the schema of the admin's catalog (ARTSTORE_ADMIN_DATABASE_SCHEMA); read, never migrated",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200)
-
-    admin_url: str | None = Field(default=None, description="the admin's base URL; required to serve")
-    client_id: str | None = Field(
-        default=None, description="this query module's system account (role READONLY, is_system); required"
-    )
-    client_secret: SecretStr | None = None
 
     l1_max_entries: int = Field(
         default=10_000, ge=0, description="files kept in process memory; 0 turns L1 off"
@@ -49,19 +41,8 @@ class QuerySettings(ServiceSettings):
         description="longest a search may run in PostgreSQL (at most the connection's 30 s command timeout)",
     )
 
-    se_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     se_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
         description="longest wait for a storage element between two bytes or for its answer",
     )
-    admin_timeout_seconds: float = Field(default=10.0, gt=0)
-    circuit_failure_threshold: int = Field(default=5, ge=1)
-    circuit_recovery_seconds: float = Field(default=60.0, gt=0)
-
-    discovery_fallback_path: Path | None = Field(
-        default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
-    )
-
-    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
-    rate_limit_burst: int = Field(default=150, ge=1)

@@ -34,6 +34,8 @@ __all__ = ["LocalCache", "Metadata", "MetadataReader"]
 
 _log = logging.getLogger("artstore.query.cache")
 _REDIS_RETRY_SECONDS = 5.0
+# The catalog columns that repeat a field of attr.json and that a later change can alter.
+_INDEXED_FIELDS = ("description", "tags", "metadata", "status")
 _DATABASE_FAILURES = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 
 
@@ -176,19 +178,14 @@ class MetadataReader:
 
     async def _refresh_row(self, file_id: uuid.UUID, document: dict[str, Any]) -> None:
         """Write attr.json back into the catalog row (an index of it), unless a newer change got there first."""
-        updated_at = _timestamp(document.get("updated_at"))
         values: dict[str, Any] = {"attributes": document, "synced_at": datetime.now(UTC)}
-        for column in ("description", "tags", "metadata", "status"):
-            if column in document:
-                values[column] = document[column]
-        statement = update(files).where(files.c.file_id == file_id).values(**values)
+        values.update({column: document[column] for column in _INDEXED_FIELDS if column in document})
+        conditions = [files.c.file_id == file_id]
+        updated_at = _timestamp(document.get("updated_at"))
         if updated_at is not None:
             values["updated_at"] = updated_at
-            statement = (
-                update(files)
-                .where(files.c.file_id == file_id, files.c.updated_at <= updated_at)
-                .values(**values)
-            )
+            conditions.append(files.c.updated_at <= updated_at)
+        statement = update(files).where(*conditions).values(**values)
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(statement)

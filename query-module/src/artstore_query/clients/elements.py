@@ -104,6 +104,8 @@ class ElementClient:
             )
             response = await self._http.send(request, stream=True)
             if response.status_code == 401:
+                # Read (a short problem body) before closing: a second 401 is reported with its detail.
+                await response.aread()
                 await response.aclose()
             return response
 
