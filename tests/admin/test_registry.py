@@ -199,3 +199,25 @@ def test_mode_change_of_an_unreachable_element_answers_503(registry_admin, make_
         assert refused.headers.get("Retry-After")
         se.start()
         assert _se_mode(se, registry_admin.token()) == "rw"
+
+
+def test_an_element_that_comes_back_is_seen_online_without_waiting_a_poll_interval(make_admin, make_se):
+    admin = make_admin(redis_namespace=own_namespace(), se_poll_seconds=3600, se_offline_poll_seconds=0.5)
+    se = make_se("rw", jwks_url=admin.jwks_url, quota_bytes=QUOTA)
+    with api(admin) as client:
+        register(client, se)
+    admin.stop()
+    se.stop()
+    admin.start()  # its first round finds the element down
+    with api(admin) as client:
+        eventually(
+            lambda: _row(client, se.element_id)["status"] == "offline", within=10, what="marked offline"
+        )
+        se.start()
+        # An hour-long poll interval: only the quick re-polling of an offline element can see it back.
+        online = eventually(
+            lambda: (row := _row(client, se.element_id))["status"] == "online" and row,
+            within=5,
+            what="the restarted element online again",
+        )
+    assert online["last_error"] is None

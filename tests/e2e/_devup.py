@@ -116,6 +116,18 @@ class DevUp:
     def query_process(self) -> psutil.Process:
         return self._child(lambda environ: "ARTSTORE_QUERY_PORT" in environ, "the query module")
 
+    def service_process(self, service: str) -> psutil.Process:
+        """The process of `admin`, `ingester`, `query` or a storage element (by its id)."""
+        if service.startswith("se-"):
+            return self.element_process(service)
+        variable = f"ARTSTORE_{service.upper()}_PORT"
+        return self._child(lambda environ: variable in environ, service)
+
+    def service_url(self, service: str) -> str:
+        if service.startswith("se-"):
+            return self.element_url(service)
+        return str(self.ready[f"{service}_url"])
+
     def _child(self, matches: Callable[[dict[str, str]], bool], what: str) -> psutil.Process:
         for child in self.children():
             try:

@@ -374,3 +374,47 @@ def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> No
                 orphan.kill()
         if second.postgres_pid() is not None:
             EmbeddedPostgres(first.data_dir / "postgres").stop()
+
+
+def _usable(cluster: DevUp, content: bytes) -> bool:
+    """What a user does: a token, an upload (permanent, so onto se-rw), a search, a download."""
+    timeout = httpx.Timeout(3.0)
+    issued = httpx.post(
+        cluster.ready["admin_url"] + "/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(cluster.ready["client_id"], cluster.ready["client_secret"]),
+        timeout=timeout,
+    )
+    issued.raise_for_status()
+    auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    name = f"usable-{uuid.uuid4().hex}.txt"
+    stored = httpx.post(
+        cluster.ready["ingester_url"] + "/api/v1/files",
+        content=content,
+        headers={**auth, "X-Artstore-Filename": name},
+        timeout=timeout,
+    )
+    stored.raise_for_status()
+    query = cluster.ready["query_url"] + "/api/v1"
+    found = httpx.post(f"{query}/search", json={"filename": name}, headers=auth, timeout=timeout)
+    found.raise_for_status()
+    [item] = found.json()["items"]
+    downloaded = httpx.get(f"{query}/files/{item['file_id']}/content", headers=auth, timeout=timeout)
+    downloaded.raise_for_status()
+    return downloaded.content == content
+
+
+@pytest.mark.parametrize("service", ["admin", "se-rw", "ingester", "query"])
+def test_a_killed_service_is_restarted_and_the_cluster_usable_within_10_s(
+    cluster: DevUp, service: str
+) -> None:
+    wait_until(lambda: _usable(cluster, b"before"), within=60, what="the cluster usable before the kill")
+    victim = cluster.service_process(service)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+
+    # A user retrying every half second, as a script would: the retries must not keep the cluster down.
+    wait_until(
+        lambda: _usable(cluster, service.encode()), within=10, what=f"usable after {service} was killed"
+    )
+    assert cluster.service_process(service).pid != victim.pid

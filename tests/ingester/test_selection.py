@@ -94,7 +94,12 @@ def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make
         modes=(ElementSpec("rw", {}, {"priority": 200}), ElementSpec("rw", {}, {"priority": 100})),
         # The admin must not notice the element is gone: this is the ingester's own defence.
         admin_settings={"se_poll_seconds": 3600, "saga_recovery_seconds": 1},
-        ingester_settings={"circuit_failure_threshold": 5, "circuit_recovery_seconds": 3},
+        # No readiness watch: this test is about the half-open probe after the recovery time.
+        ingester_settings={
+            "circuit_failure_threshold": 5,
+            "circuit_recovery_seconds": 3,
+            "circuit_probe_seconds": 0,
+        },
     )
     first, second = cluster.elements["rw"], cluster.elements["rw2"]
     assert _upload(cluster, KiB).json()["storage_element_id"] == first.element_id

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.query._support import metric, upload
-from tests.support.cluster import Cluster, ClusterFactory
+from tests.support.cluster import Cluster, ClusterFactory, wait_for
 
 # What must be the same whether a file is read from its element or through the query module.
 _COMPARED_HEADERS = (
@@ -149,6 +149,15 @@ def test_an_archived_element_is_still_readable_and_a_stopped_one_opens_its_circu
     listed = reader.get("/storage-elements").json()["storage_elements"]
     assert {e["id"]: e["circuit"] for e in listed}[element.element_id] == "open"
     admin.close()
+
+    # Back up: the query module sees it ready and closes the circuit, well before the 600 s recovery time.
+    element.start()
+    wait_for(
+        lambda: reader.get(f"/files/{stored['file_id']}/content").content == body,
+        within=10,
+        what="the download served again once the element is back",
+    )
+    assert metric(cluster.query, "artstore_circuit_state", service="query", target=element.element_id) == 0
 
 
 @pytest.mark.slow

@@ -51,7 +51,10 @@ class AdminSettings(ServiceSettings):
     rate_limit_burst: int = Field(default=150, ge=1)
 
     # Registry and discovery.
-    se_poll_seconds: float = Field(default=10.0, gt=0)
+    se_poll_seconds: float = Field(default=10.0, gt=0, description="how often every element's /info is read")
+    se_offline_poll_seconds: float = Field(
+        default=1.0, gt=0, description="the shorter interval used while some element does not answer"
+    )
     se_timeout_seconds: float = Field(default=3.0, gt=0)
 
     # Every ingester upload makes two saga calls; connections beyond the pool are opened and closed per use.

@@ -54,6 +54,8 @@ class ClusterLinks:
             service,
             failure_threshold=settings.circuit_failure_threshold,
             recovery_seconds=settings.circuit_recovery_seconds,
+            probe_seconds=settings.circuit_probe_seconds,
+            http=http,
         )
         return cls(admin_url, http, redis, token, discovery, verifier, breakers)
 
@@ -67,6 +69,7 @@ class ClusterLinks:
         health.add("redis", redis_probe(self.redis), critical=False)
 
     async def close(self) -> None:
+        await self.breakers.close()
         await self.discovery.close()
         if self.redis is not None:
             await self.redis.aclose()

@@ -61,7 +61,15 @@ class ClusterServiceSettings(ServiceSettings):
     admin_timeout_seconds: float = Field(default=10.0, gt=0)
     se_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     circuit_failure_threshold: int = Field(default=5, ge=1)
-    circuit_recovery_seconds: float = Field(default=60.0, gt=0)
+    circuit_recovery_seconds: float = Field(
+        default=60.0, gt=0, description="how long an open circuit waits before its half-open probe call"
+    )
+    circuit_probe_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="while a circuit is open because its element was unreachable, how often the element's "
+        "/health/ready is asked; a ready answer closes the circuit at once (0: wait out the recovery time)",
+    )
     discovery_fallback_path: Path | None = Field(
         default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
     )

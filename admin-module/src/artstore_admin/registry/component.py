@@ -19,16 +19,20 @@ from artstore_common.background import running
 _log = logging.getLogger("artstore.admin.registry")
 
 
-async def _poll_forever(registry: RegistryService, interval: float) -> None:
+async def _poll_forever(registry: RegistryService, interval: float, offline_interval: float) -> None:
     loop = asyncio.get_running_loop()
     while True:
         started = loop.time()
+        wait = interval
         try:
-            await registry.poll_all()
+            if await registry.poll_all():
+                # An element that is down is usually restarting: notice its return within a second or so,
+                # not a whole interval later, since writers skip it until the snapshot says online.
+                wait = min(interval, offline_interval)
         except Exception:
             # A database outage or a bug in one round must not end polling; the next round retries.
             _log.exception("polling the storage elements failed")
-        await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+        await asyncio.sleep(max(0.0, wait - (loop.time() - started)))
 
 
 @asynccontextmanager
@@ -42,5 +46,7 @@ async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     app.state.mode_change = ModeChange(ctx.engine, client, publisher, ctx.audit)
     app.state.discovery_publisher = publisher
     # The first round publishes (the publisher starts pending), so a fresh admin announces at once.
-    async with running(_poll_forever(registry, settings.se_poll_seconds), "se-poller"):
+    async with running(
+        _poll_forever(registry, settings.se_poll_seconds, settings.se_offline_poll_seconds), "se-poller"
+    ):
         yield

@@ -118,11 +118,13 @@ class RegistryService:
         await self._publish_if_stale()
         return after
 
-    async def poll_all(self) -> None:
+    async def poll_all(self) -> bool:
+        """Refresh every row from its element; True when some element did not answer."""
         async with self._engine.connect() as connection:
             rows = await repository.list_all(connection)
-        await asyncio.gather(*(self._poll(row, conditional=True) for row in rows))
+        polled = await asyncio.gather(*(self._poll(row, conditional=True) for row in rows))
         await self._publish_if_stale()
+        return any(row is not None and row["status"] == "offline" for row in polled)
 
     async def _publish_if_stale(self) -> None:
         async with self._engine.connect() as connection:

@@ -52,7 +52,7 @@ class ElementClient:
         body_started: Callable[[], bool],
     ) -> dict[str, Any]:
         """Stream one file to the element; its attr.json on 201, its problem (UpstreamProblem) on a 4xx/507."""
-        with self.breakers.guard(element_id):
+        with self.breakers.guard(element_id, ready_url=f"{url}/health/ready"):
             try:
                 # Not through ServiceToken.send: a streamed body cannot be sent twice.
                 response = await self._http.put(
@@ -76,23 +76,27 @@ class ElementClient:
     async def patch_attributes(
         self, element_id: str, url: str, file_id: uuid.UUID, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        return await self._call(element_id, "PATCH", f"{url}/api/v1/files/{file_id}/attributes", changes)
+        return await self._call(element_id, "PATCH", url, f"/api/v1/files/{file_id}/attributes", changes)
 
     async def delete(self, element_id: str, url: str, file_id: uuid.UUID) -> dict[str, Any]:
-        return await self._call(element_id, "DELETE", f"{url}/api/v1/files/{file_id}", None)
+        return await self._call(element_id, "DELETE", url, f"/api/v1/files/{file_id}", None)
 
     async def attributes(self, element_id: str, url: str, file_id: uuid.UUID) -> dict[str, Any]:
-        return await self._call(element_id, "GET", f"{url}/api/v1/files/{file_id}/attributes", None)
+        return await self._call(element_id, "GET", url, f"/api/v1/files/{file_id}/attributes", None)
 
     async def _call(
-        self, element_id: str, method: str, url: str, body: dict[str, Any] | None
+        self, element_id: str, method: str, base_url: str, path: str, body: dict[str, Any] | None
     ) -> dict[str, Any]:
         async def call(auth: dict[str, str]) -> httpx.Response:
             return await self._http.request(
-                method, url, json=body, headers={**outgoing_headers(), **auth}, timeout=self._timeout
+                method,
+                base_url + path,
+                json=body,
+                headers={**outgoing_headers(), **auth},
+                timeout=self._timeout,
             )
 
-        with self.breakers.guard(element_id):
+        with self.breakers.guard(element_id, ready_url=f"{base_url}/health/ready"):
             try:
                 response = await self._token.send(call)
             except httpx.TransportError as exc:

@@ -79,7 +79,7 @@ class ElementClient:
         async def call(auth: dict[str, str]) -> httpx.Response:
             return await self._http.get(url, headers={**outgoing_headers(), **auth}, timeout=self._timeout)
 
-        with self.breakers.guard(element_id):
+        with self.breakers.guard(element_id, ready_url=f"{self.url_of(element_id)}/health/ready"):
             try:
                 response = await self._token.send(call)
             except httpx.TransportError as exc:
@@ -109,7 +109,7 @@ class ElementClient:
                 await response.aclose()
             return response
 
-        with self.breakers.guard(element_id):
+        with self.breakers.guard(element_id, ready_url=f"{self.url_of(element_id)}/health/ready"):
             try:
                 response = await self._token.send(call)
             except httpx.TransportError as exc:
