@@ -8,10 +8,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PACKAGES := -e common -e admin-module -e storage-element -e ingester-module -e query-module -e client
 PYPROJECTS := common/pyproject.toml admin-module/pyproject.toml storage-element/pyproject.toml \
 	ingester-module/pyproject.toml query-module/pyproject.toml client/pyproject.toml
-TYPED := common/src admin-module/src storage-element/src ingester-module/src query-module/src client/src
+TYPED := common/src admin-module/src storage-element/src ingester-module/src query-module/src client/src \
+	tools deploy/compose_init.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test lint format bench clean
+.PHONY: help install dev run test lint format bench docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +51,9 @@ format: $(VENV)/.installed-dev ## apply ruff's formatting and fixes
 
 bench: $(VENV)/.installed-dev ## run the benchmarks; JSON results go to bench/results/
 	$(BIN)/python -m bench
+
+docs: $(VENV)/.installed ## regenerate docs/configuration.md from the settings classes
+	$(BIN)/python -m tools.config_reference --write
 
 clean: ## remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +18,10 @@ class ClientSettings(BaseSettings):
     query_url: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    data_dir: Path | None = Field(
+        default=None,
+        description="where `artstore dev up` keeps its data and credentials.json (ARTSTORE_DATA_DIR)",
+    )
 
 
 class DevSettings(BaseSettings):
