@@ -249,6 +249,18 @@ class DevUp:
             self.proc.stdout.close()
 
 
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of `processes` still running (a zombie counts as gone)."""
+    running = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return running
+
+
 def wait_until(probe: Any, *, within: float, what: str) -> Any:
     deadline = time.monotonic() + within
     last: object = None

@@ -43,6 +43,10 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
     print_line("\n[bold]Bootstrap ADMIN account[/] (in dev its tokens also carry 'internal')")
     print_line(f"  client_id      {escape(document['client_id'])}")
     print_line(f"  client_secret  {escape(document['client_secret'])}")
-    print_line(f"\nGet a token:  [cyan]artstore token --data-dir {escape(document['data_dir'])}[/]")
+    print_line(
+        "\nThe artstore command finds this cluster from another directory or terminal with:\n"
+        f"  [cyan]export ARTSTORE_DATA_DIR={escape(document['data_dir'])}[/]"
+    )
+    print_line(f"Get a token:  [cyan]artstore token --data-dir {escape(document['data_dir'])}[/]")
     print_line(f"Logs:         {escape(document['logs_dir'])}")
     print_line("[dim]Press Ctrl-C to stop.[/]")
