@@ -89,6 +89,15 @@ def test_full_read_only_and_offline_elements_are_skipped(make_cluster: ClusterFa
     assert "full" in too_big.json()["detail"]
 
 
+def _registered_file_count(cluster: Cluster, element_id: str) -> int:
+    answer = httpx.get(
+        f"{cluster.admin.url}/api/v1/storage-elements/{element_id}",
+        headers={"Authorization": f"Bearer {cluster.admin.token()}"},
+        timeout=10,
+    )
+    return int(answer.json()["file_count"])
+
+
 def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make_cluster: ClusterFactory):
     cluster = make_cluster(
         modes=(ElementSpec("rw", {}, {"priority": 200}), ElementSpec("rw", {}, {"priority": 100})),
@@ -103,6 +112,8 @@ def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make
     )
     first, second = cluster.elements["rw"], cluster.elements["rw2"]
     assert _upload(cluster, KiB).json()["storage_element_id"] == first.element_id
+    # The admin re-reads an element after an upload to it completes; let that happen before the kill.
+    wait_for(lambda: _registered_file_count(cluster, first.element_id) == 1, within=10, what="the re-read")
 
     first.kill()
     for attempt in range(1, 6):

@@ -17,6 +17,7 @@ from artstore_admin.registry.service import RegistryService
 from artstore_common.background import running
 
 _log = logging.getLogger("artstore.admin.registry")
+_CHANGE_PAUSE_SECONDS = 0.5
 
 
 async def _poll_forever(registry: RegistryService, interval: float, offline_interval: float) -> None:
@@ -32,7 +33,22 @@ async def _poll_forever(registry: RegistryService, interval: float, offline_inte
         except Exception:
             # A database outage or a bug in one round must not end polling; the next round retries.
             _log.exception("polling the storage elements failed")
-        await asyncio.sleep(max(0.0, wait - (loop.time() - started)))
+        await _refresh_changed_until(registry, started + wait)
+
+
+async def _refresh_changed_until(registry: RegistryService, deadline: float) -> None:
+    """Between rounds, re-read the elements whose files changed, so `se list` shows them soon after."""
+    loop = asyncio.get_running_loop()
+    while (remaining := deadline - loop.time()) > 0:
+        changed = await registry.changed_elements(within=remaining)
+        if not changed:
+            continue
+        try:
+            await registry.refresh(changed)
+        except Exception:
+            _log.exception("refreshing the storage elements %s failed", sorted(changed))
+        # Uploads come in bursts: one re-read per element and pause, however many files landed.
+        await asyncio.sleep(min(_CHANGE_PAUSE_SECONDS, max(0.0, deadline - loop.time())))
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,29 @@ class RegistryService:
         self._client = client
         self._publisher = publisher
         self._audit = audit
+        self._changed: set[str] = set()
+        self._change_noted = asyncio.Event()
+
+    def element_changed(self, element_id: str) -> None:
+        """A file landed on or left the element: its row (file count, space) is re-read soon."""
+        self._changed.add(element_id)
+        self._change_noted.set()
+
+    async def changed_elements(self, within: float) -> set[str]:
+        """The elements noted as changed since the last call, waiting up to `within` seconds for the first."""
+        if not self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._change_noted.wait(), within)
+        changed, self._changed = self._changed, set()
+        self._change_noted.clear()
+        return changed
+
+    async def refresh(self, element_ids: set[str]) -> None:
+        """Re-read these elements' /info now (the rest wait for the next round)."""
+        async with self._engine.connect() as connection:
+            rows = [row for row in await repository.list_all(connection) if row["id"] in element_ids]
+        await asyncio.gather(*(self._poll(row, conditional=True) for row in rows))
+        await self._publish_if_stale()
 
     async def list(self) -> list[Row]:
         async with self._engine.connect() as connection:

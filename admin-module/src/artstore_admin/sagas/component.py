@@ -19,7 +19,8 @@ async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     settings = ctx.settings
     # Identity is entered first, so the admin's own token issuer exists.
     elements = ElementClient(ctx.http, app.state.tokens.internal_token, settings.se_timeout_seconds)
-    sagas = SagaService(ctx, elements)
+    # The registry component is entered first: a completed upload or delete has its element re-read.
+    sagas = SagaService(ctx, elements, app.state.registry.element_changed)
     app.state.sagas = sagas
     recovery = SagaRecovery(
         ctx.engine,

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +59,16 @@ class _Settlement:
 
 
 class SagaService:
-    def __init__(self, ctx: AdminContext, elements: ElementClient) -> None:
+    def __init__(
+        self,
+        ctx: AdminContext,
+        elements: ElementClient,
+        element_changed: Callable[[str], None] = lambda element_id: None,
+    ) -> None:
         self._ctx = ctx
         self._engine = ctx.engine
         self._elements = elements
+        self._element_changed = element_changed
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -178,6 +185,8 @@ class SagaService:
                 event = await self._catalog_delete(connection, saga, actor)
         SAGA_OUTCOMES.labels(saga["type"], "completed").inc()
         await self._publish(event)
+        if saga["type"] in ("upload", "delete"):
+            self._element_changed(str(saga["storage_element_id"]))
         return described
 
     async def _catalog_upload(
