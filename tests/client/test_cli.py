@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from tests.client._cli import API_ERROR, Run, artstore
+from tests.support.cli import API_ERROR, Run, artstore
 from tests.support.cluster import Cluster, ClusterFactory, wait_for
 
 # `<file_id>  <name>  <size>  sha256 <hex>  on <element>`: what an upload prints.

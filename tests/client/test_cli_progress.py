@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client._cli import ARTSTORE, artstore, base_env
+from tests.support.cli import ARTSTORE, artstore, base_env
 from tests.support.files import generated
 
 SIZE = 6 * 1024 * 1024

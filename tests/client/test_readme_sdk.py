@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.support.readme import README, code_blocks
 
 
 def _sdk_example() -> str:
@@ -16,8 +16,8 @@ def _sdk_example() -> str:
     section = text[
         text.index("## The command line and the Python SDK") : text.index("## The API at a glance")
     ]
-    [block] = re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
-    return str(block)
+    [block] = code_blocks(section, "python")
+    return block
 
 
 def test_the_readme_sdk_example_runs(client_env: dict[str, str], tmp_path: Path) -> None:

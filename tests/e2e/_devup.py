@@ -9,7 +9,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import httpx
 import psutil
 
 from artstore_common.embedded import EmbeddedPostgres
+from tests.support.cli import ARTSTORE
 
-ARTSTORE = str(Path(sys.executable).with_name("artstore"))
 # What dev up names the system accounts it makes for its ingester and its query module (the README says so).
 INGESTER_ACCOUNT_PREFIX = "dev-ingester-"
 QUERY_ACCOUNT_PREFIX = "dev-query-"
@@ -274,9 +273,3 @@ def wait_until(probe: Any, *, within: float, what: str) -> Any:
                 return last
         time.sleep(0.2)
     raise AssertionError(f"{what}: not within {within:.0f} s (last: {last!r})")
-
-
-def base_env() -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("ARTSTORE_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env

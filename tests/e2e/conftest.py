@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.e2e._devup import DevUp, base_env, free_base_port
+from tests.e2e._devup import DevUp, free_base_port
+from tests.support.cli import base_env
 
 DevUpFactory = Callable[..., DevUp]
 

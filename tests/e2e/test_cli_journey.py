@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,38 +12,27 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e._devup import ARTSTORE, alive, port_is_open, wait_until
+from tests.e2e._devup import alive, port_is_open, wait_until
+from tests.support.cli import Run, artstore
 
 pytestmark = pytest.mark.e2e
 
 MiB = 1 << 20
 
 
-def _artstore(
-    env: dict[str, str], *args: str, cwd: Path, expect: int = 0, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [ARTSTORE, *args],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == expect, f"artstore {' '.join(args)}: {result.returncode}\n{result.stderr}"
-    return result
+def _run(env: dict[str, str], *args: str, cwd: Path) -> Run:
+    run = artstore(*args, env=env, cwd=cwd, timeout=300)
+    assert run.status == 0, f"artstore {' '.join(args)}: {run.status}\n{run.err}"
+    return run
 
 
 def _json(env: dict[str, str], *args: str, cwd: Path) -> Any:
-    return json.loads(_artstore(env, *args, "--json", cwd=cwd).stdout)
+    return json.loads(_run(env, *args, "--json", cwd=cwd).out)
 
 
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
+def _refused(env: dict[str, str], *args: str, cwd: Path) -> str:
+    """The one stderr line of a refused command (exit status 1, nothing on stdout, no traceback)."""
+    return artstore(*args, env=env, cwd=cwd, timeout=300).error_line()
 
 
 def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path: Path) -> None:
@@ -54,7 +42,7 @@ def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path:
     work = tmp_path / "work"
     work.mkdir()
 
-    token = _artstore(env, "token", cwd=work).stdout.strip()
+    token = _run(env, "token", cwd=work).out.strip()
     assert token.count(".") == 2  # a JWT
 
     document = work / "scan.pdf"
@@ -73,7 +61,7 @@ def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path:
     assert [item["file_id"] for item in found] == [stored["file_id"]]
 
     copy = work / "copy.pdf"
-    _artstore(env, "download", stored["file_id"], "-o", str(copy), cwd=work)
+    _run(env, "download", stored["file_id"], "-o", str(copy), cwd=work)
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
 
     # Seal se-rw: the next permanent upload has nowhere to go and says so on one line.
@@ -89,7 +77,7 @@ def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path:
     deadline = time.monotonic() + 10
     while not lines or not lines[-1].startswith("artstore: NO_STORAGE_ELEMENT:"):
         assert time.monotonic() < deadline, f"uploads not refused with NO_STORAGE_ELEMENT: {lines}"
-        lines.append(_one_error_line(_artstore(env, "upload", str(small), cwd=work, expect=1)))
+        lines.append(_refused(env, "upload", str(small), cwd=work))
     assert all(line.split(":")[1].strip() in ("NO_STORAGE_ELEMENT", "MODE_NOT_ALLOWED") for line in lines), (
         lines
     )
@@ -98,9 +86,8 @@ def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path:
     # A temporary file goes to se-edit, where it may be deleted.
     draft = _json(env, "upload", str(small), "--retention", "temporary", "--ttl-days", "1", cwd=work)
     assert draft["storage_element_id"] == "se-edit"
-    _artstore(env, "delete", draft["file_id"], cwd=work)
-    gone = _artstore(env, "info", draft["file_id"], cwd=work, expect=1)
-    assert _one_error_line(gone).startswith("artstore: NOT_FOUND:")
+    _run(env, "delete", draft["file_id"], cwd=work)
+    assert _refused(env, "info", draft["file_id"], cwd=work).startswith("artstore: NOT_FOUND:")
 
     # A READONLY account may read but not upload.
     reader = _json(env, "accounts", "create", "journey-reader", "--role", "READONLY", cwd=work)
@@ -109,11 +96,10 @@ def test_a_session_with_the_command_line_from_token_to_sigterm(dev_up, tmp_path:
         "ARTSTORE_CLIENT_SECRET": reader["client_secret"],
     }
     assert _json(as_reader, "info", stored["file_id"], cwd=work)["sha256"] == digest
-    denied = _artstore(as_reader, "upload", str(small), "--retention", "temporary", cwd=work, expect=1)
-    assert _one_error_line(denied).startswith("artstore: INSUFFICIENT_SCOPE:")
+    denied = _refused(as_reader, "upload", str(small), "--retention", "temporary", cwd=work)
+    assert denied.startswith("artstore: INSUFFICIENT_SCOPE:")
 
-    verified = _artstore(env, "audit", "verify", cwd=work)
-    assert "intact" in verified.stdout
+    assert "intact" in _run(env, "audit", "verify", cwd=work).out
 
     processes = [psutil.Process(cluster.pid), *cluster.children()]
     ports = cluster.ports()

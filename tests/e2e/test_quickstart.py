@@ -18,21 +18,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e._devup import alive, base_env, free_base_port, port_is_open, wait_until
+from tests.e2e._devup import alive, free_base_port, port_is_open, wait_until
+from tests.support.cli import base_env
+from tests.support.readme import README, code_blocks, marked_section
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
-_SECTION = re.compile(r"<!-- quickstart:begin -->(.*?)<!-- quickstart:end -->", re.S)
-_BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
+REPO = README.parent
 READY = "Press Ctrl-C to stop."  # the last line of the summary `dev up` prints once ready
 
 
 def quickstart_script() -> str:
-    section = _SECTION.search(README.read_text())
-    assert section is not None, "README.md lost its quickstart markers"
-    blocks = _BASH_BLOCK.findall(section.group(1))
+    blocks = code_blocks(marked_section("quickstart"), "bash")
     assert len(blocks) >= 2, "the quickstart should hold the CLI block and the SDK block"
     return "\n".join(blocks)
 

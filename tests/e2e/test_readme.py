@@ -13,19 +13,15 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.e2e._devup import DevUp
+from tests.support.readme import code_blocks, marked_section
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-_SECTION = re.compile(r"<!-- e2e-curl-examples:begin -->(.*?)<!-- e2e-curl-examples:end -->", re.S)
-_BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
 HELLO = b"Hello, ArtStore!\n"
 
 
 def readme_script() -> str:
-    section = _SECTION.search(README.read_text())
-    assert section is not None, "README.md lost its e2e-curl-examples markers"
-    blocks = _BASH_BLOCK.findall(section.group(1))
+    blocks = code_blocks(marked_section("e2e-curl-examples"), "bash")
     assert blocks, "no ```bash blocks between the README's markers"
     return "\n".join(blocks)
 

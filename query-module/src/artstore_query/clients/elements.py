@@ -74,12 +74,13 @@ class ElementClient:
 
     async def attributes(self, element_id: str, file_id: uuid.UUID) -> dict[str, Any]:
         """The file's attr.json as the element has it now."""
-        url = f"{self.url_of(element_id)}/api/v1/files/{file_id}/attributes"
+        base = self.url_of(element_id)
+        url = f"{base}/api/v1/files/{file_id}/attributes"
 
         async def call(auth: dict[str, str]) -> httpx.Response:
             return await self._http.get(url, headers={**outgoing_headers(), **auth}, timeout=self._timeout)
 
-        with self.breakers.guard(element_id, ready_url=f"{self.url_of(element_id)}/health/ready"):
+        with self.breakers.guard(element_id, ready_url=f"{base}/health/ready"):
             try:
                 response = await self._token.send(call)
             except httpx.TransportError as exc:
@@ -95,7 +96,8 @@ class ElementClient:
     ) -> httpx.Response:
         """Send a GET or HEAD for the file's bytes; the answer's body is not read yet: the caller streams and
         closes it. 200, 206, 304 and 416 are answers to pass on; anything else raises."""
-        url = f"{self.url_of(element_id)}/api/v1/files/{file_id}"
+        base = self.url_of(element_id)
+        url = f"{base}/api/v1/files/{file_id}"
         forwarded = {name: headers[name] for name in _REQUEST_HEADERS if name in headers}
 
         async def call(auth: dict[str, str]) -> httpx.Response:
@@ -109,7 +111,7 @@ class ElementClient:
                 await response.aclose()
             return response
 
-        with self.breakers.guard(element_id, ready_url=f"{self.url_of(element_id)}/health/ready"):
+        with self.breakers.guard(element_id, ready_url=f"{base}/health/ready"):
             try:
                 response = await self._token.send(call)
             except httpx.TransportError as exc:
