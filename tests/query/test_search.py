@@ -146,6 +146,21 @@ def _combined_filters(corpus: list[CatalogFile], element_ids: tuple[str, str]) -
             "order": "asc",
         },
         {"query": "budget -план", "metadata": {"flag": False}, "content_type": "application/*"},
+        # Sorted by creation date with terms: the week walk (statements._weekly_statement), both ways,
+        # with its first and last week cut by the date filters.
+        {"tags": ["invoice"], "order": "asc"},
+        {
+            "filename": "report",
+            "created_after": _moment(corpus, 3000),
+            "created_before": _moment(corpus, 7000),
+        },
+        {
+            "query": "report annual",
+            "tags": ["2024"],
+            "created_after": _moment(corpus, 1000),
+            "order": "asc",
+        },
+        {"filename": "ОТЧЁТ", "query": "отчёт", "created_before": _moment(corpus, 9000), "order": "asc"},
     ]
 
 
@@ -223,7 +238,9 @@ def test_get_answers_as_post_does(
         assert _found(api, filters, limit=50, method="GET") == by_post, filters
 
 
-@pytest.mark.parametrize(("sort", "order"), [("created_at", "desc"), ("size_bytes", "asc")])
+@pytest.mark.parametrize(
+    ("sort", "order"), [("created_at", "desc"), ("created_at", "asc"), ("size_bytes", "asc")]
+)
 def test_paging_returns_every_match_once_while_files_are_added(
     cluster: Cluster,
     api: httpx.Client,

@@ -4,8 +4,10 @@ a small catalog, and what the HTTP tests cannot easily provoke (a statement runn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +105,42 @@ def test_pages_join_up_to_the_whole_ordered_answer(catalog: Catalog) -> None:
             filters = {"sort": sort, "order": order}
             expected = [str(f.file_id) for f in _corpus.search(catalog.files, filters)]
             assert _ids(catalog.search_all(filters, limit=97)) == expected, (sort, order)
+
+
+def test_pages_keep_their_order_across_the_weeks_the_search_walks(infra: Infra) -> None:
+    """Files created on either side of a week boundary of the search index (admin migration 0004), by
+    one microsecond, and a run of older weeks without any: every page joins up in order, both ways."""
+    week = 7 * 86_400
+    boundaries = [datetime.fromtimestamp(n * week, UTC) for n in (2800, 2801, 2805, 2900)]
+    moments = [b + timedelta(microseconds=d) for b in boundaries for d in (-1, 0, 1)]
+    background = _corpus.make_corpus(300, ELEMENTS, seed=12)
+    edge = [
+        dataclasses.replace(
+            f,
+            created_at=moment,
+            updated_at=moment,
+            tags=[*f.tags, "edge"],
+            original_filename=f"edgecase-{i}.txt",
+            status="active",
+        )
+        for i, (f, moment) in enumerate(
+            zip(_corpus.make_corpus(len(moments), ELEMENTS, seed=13), moments, strict=True)
+        )
+    ]
+    schema = f"admin_{uuid.uuid4().hex[:10]}"
+    upgrade_to_head(MIGRATIONS, infra.database_url, schema)
+    try:
+        asyncio.run(_corpus.copy_into(infra.database_url, schema, [*background, *edge]))
+        catalog = Catalog(infra.database_url, schema, [*background, *edge])
+        for terms in ({"tags": ["edge"]}, {"filename": "EdgeCase"}, {"query": "edgecase"}):
+            for order in ("desc", "asc"):
+                filters = {**terms, "order": order}
+                expected = [str(f.file_id) for f in _corpus.search(catalog.files, filters)]
+                assert len(expected) == len(moments), filters
+                for limit in (1, 2, 5):
+                    assert _ids(catalog.search_all(filters, limit=limit)) == expected, (filters, limit)
+    finally:
+        query(infra.database_url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_a_cursor_from_another_search_is_refused(catalog: Catalog) -> None:

@@ -45,7 +45,8 @@ def run_migrations(metadata: MetaData, lock_name: str) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_engine(url, schema=schema, pool_size=1)
+        # A migration may rebuild an index over every row of a large table: no time limit per statement.
+        engine = create_engine(url, schema=schema, pool_size=1, command_timeout=None)
         try:
             async with engine.begin() as connection:
                 await connection.run_sync(migrate)

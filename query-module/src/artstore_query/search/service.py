@@ -16,9 +16,11 @@ from artstore_query.search.statements import search_statement
 from artstore_query.settings import QuerySettings
 
 _QUERY_CANCELED = "57014"
-# For this transaction only: the time limit, and no write whatever a statement says.
+# For this transaction only: the time limit, no write whatever a statement says, and no JIT compilation
+# (the week walk's estimated cost is that of every week; compiling it would cost more than running it).
 _LIMITS = text(
-    "SELECT set_config('statement_timeout', :ms, true), set_config('transaction_read_only', 'on', true)"
+    "SELECT set_config('statement_timeout', :ms, true), set_config('transaction_read_only', 'on', true), "
+    "set_config('jit', 'off', true)"
 )
 
 
@@ -39,12 +41,11 @@ class SearchService:
         if limit > self._max_limit:
             raise ValidationFailed(f"limit is {limit}; a page holds at most {self._max_limit} files")
         after = cursor.decode(request.cursor, request) if request.cursor else None
-        # One row more than asked tells whether another page follows.
-        statement = search_statement(request, after, limit + 1)
         try:
             async with self._engine.connect() as connection, connection.begin():
                 await connection.execute(_LIMITS, {"ms": str(self._timeout_ms)})
-                rows = (await connection.execute(statement)).all()
+                # One row more than asked tells whether another page follows.
+                rows = (await connection.execute(search_statement(request, after, limit + 1))).all()
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED:
                 raise ServiceUnavailable(
