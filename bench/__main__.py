@@ -10,7 +10,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -20,7 +20,7 @@ from bench import admin, ingester, query, storage  # noqa: E402
 from bench.cluster import storage_element_under_test  # noqa: E402
 from bench.cpu import CpuLedger  # noqa: E402
 from bench.profile import FULL, QUICK  # noqa: E402
-from bench.report import Metric, machine_info, table, write_results  # noqa: E402
+from bench.report import Log, Metric, machine_info, table, write_results  # noqa: E402
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -78,53 +78,37 @@ def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     missed_storage = _storage(args) if args.suite in ("all", "storage") else False
-    missed_admin = _admin(args) if args.suite in ("all", "admin") else False
-    missed_ingester = _ingester(args) if args.suite in ("all", "ingester") else False
-    missed_query = _query(args) if args.suite in ("all", "query") else False
-    missed = missed_storage or missed_admin or missed_ingester or missed_query
+    suites: tuple[tuple[str, _Suite], ...] = (
+        ("admin", admin.main),
+        ("ingester", ingester.main),
+        ("query", query.main),
+    )
+    missed = missed_storage
+    for name, suite in suites:
+        if args.suite in ("all", name):
+            missed = _run_suite(name, suite, args) or missed
     return 1 if missed and args.strict else 0
 
 
-def _admin(args: argparse.Namespace) -> bool:
-    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-admin-", dir=args.workdir))
-    _log(f"admin benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
-    try:
-        metrics = admin.main(args.results, scratch, quick=args.quick, log=_log)
-    finally:
-        if not args.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
-    missed = [m.title for m in metrics if not m.met]
-    if missed:
-        _log("targets missed: " + "; ".join(missed))
-    return bool(missed)
+class _Suite(Protocol):
+    def __call__(self, results_dir: Path, workdir: Path, *, quick: bool, log: Log) -> list[Metric]: ...
 
 
-def _ingester(args: argparse.Namespace) -> bool:
-    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-ingester-", dir=args.workdir))
-    _log(f"ingester benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
+def _run_suite(name: str, suite: _Suite, args: argparse.Namespace) -> bool:
+    """One suite's `main` in a scratch directory of its own; whether it missed a target."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"artstore-bench-{name}-", dir=args.workdir))
+    _log(f"{name} benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
     try:
-        metrics = ingester.main(args.results, scratch, quick=args.quick, log=_log)
+        metrics = suite(args.results, scratch, quick=args.quick, log=_log)
     finally:
         if args.keep:
             _log(f"scratch directory kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    missed = [m.title for m in metrics if not m.met]
-    if missed:
-        _log("targets missed: " + "; ".join(missed))
-    return bool(missed)
+    return _report_missed(metrics)
 
 
-def _query(args: argparse.Namespace) -> bool:
-    scratch = Path(tempfile.mkdtemp(prefix="artstore-bench-query-", dir=args.workdir))
-    _log(f"query benchmark ({'quick' if args.quick else 'full'}) in {scratch}")
-    try:
-        metrics = query.main(args.results, scratch, quick=args.quick, log=_log)
-    finally:
-        if args.keep:
-            _log(f"scratch directory kept: {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+def _report_missed(metrics: list[Metric]) -> bool:
     missed = [m.title for m in metrics if not m.met]
     if missed:
         _log("targets missed: " + "; ".join(missed))
@@ -187,10 +171,7 @@ def _storage(args: argparse.Namespace) -> bool:
             f"warning: up to {neighbours['worst_rest_of_machine_fraction']:.0%} of the machine ran other work "
             "during a phase; compare ratios, not absolute numbers, or rerun on a quiet machine"
         )
-    missed = [m.title for m in metrics if not m.met]
-    if missed:
-        _log("targets missed: " + "; ".join(missed))
-    return bool(missed)
+    return _report_missed(metrics)
 
 
 if __name__ == "__main__":

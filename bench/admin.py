@@ -12,7 +12,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,7 @@ from tests.support.processes import admin_module
 
 from artstore_admin.identity.secret_hash import hash_secret_sync, verify_secret_sync
 from artstore_common.auth import JwksVerifier
-from bench.report import Goal, Metric, machine_info, table
-
-Log = Callable[[str], None]
+from bench.report import Goal, Log, Metric, machine_info, table
 
 
 async def _issue_many(

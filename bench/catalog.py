@@ -8,14 +8,14 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-Log = Callable[[str], None]
+from bench.report import Log
+
 SEED = 5  # issue 5: the same catalog and the same searches in every run
 
 

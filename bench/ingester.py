@@ -29,10 +29,8 @@ from bench.cpu import CpuLedger
 from bench.payload import LargeStream, SmallFiles
 from bench.profile import FULL, QUICK, GiB, MiB, Profile
 from bench.rawhttp import BareConnection
-from bench.report import Goal, Metric, machine_info, table, write_results
+from bench.report import Goal, Log, Metric, machine_info, table, write_results
 from bench.storage import _percentile
-
-Log = Callable[[str], None]
 
 STREAM_RATIO = 0.80
 SMALL_TARGET = 300.0

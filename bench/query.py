@@ -29,7 +29,6 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +46,9 @@ from bench.cluster import QueryCluster, query_cluster_under_test
 from bench.cpu import CpuLedger
 from bench.payload import LargeStream
 from bench.profile import QUERY_FULL, QUERY_QUICK, GiB, MiB, QueryProfile
-from bench.report import Goal, Metric, machine_info, table, write_results
+from bench.report import Goal, Log, Metric, machine_info, table, write_results
 from bench.storage import _data_path, _percentile
 from bench.workloads import UnexpectedResponse
-
-Log = Callable[[str], None]
 
 SEARCH_P95_TARGET_MS = 50.0
 SEARCH_LIMIT = 50

@@ -6,12 +6,15 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import psutil
+
+Log = Callable[[str], None]  # where a benchmark writes its progress lines
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ from bench.cluster import Target
 from bench.cpu import CpuLedger
 from bench.payload import LargeStream, SmallFiles
 from bench.profile import MiB, Profile
-from bench.report import Goal, Metric
-
-Log = Callable[[str], None]
+from bench.report import Goal, Log, Metric
 
 
 def _mib_per_s(size: int, seconds: float) -> float:

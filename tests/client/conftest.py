@@ -50,13 +50,5 @@ def client_env(cluster: Cluster, admin_account: dict[str, str], tmp_path: Path) 
 @pytest.fixture
 def client(cluster: Cluster, admin_account: dict[str, str]) -> Iterator[Client]:
     """An SDK client of `cluster` as the ADMIN account, closed after the test."""
-    from artstore_client import Client
-
-    with Client(
-        cluster.admin.url,
-        admin_account["client_id"],
-        admin_account["client_secret"],
-        ingester_url=cluster.ingester.url,
-        query_url=cluster.query.url,
-    ) as made:
+    with cluster.sdk(admin_account) as made:
         yield made

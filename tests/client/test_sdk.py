@@ -38,17 +38,6 @@ if TYPE_CHECKING:
 CHUNK = 256 * 1024
 
 
-def _client(cluster: Cluster, account: dict[str, str], **options: Any) -> Client:
-    return Client(
-        cluster.admin.url,
-        account["client_id"],
-        account["client_secret"],
-        ingester_url=cluster.ingester.url,
-        query_url=cluster.query.url,
-        **options,
-    )
-
-
 def _tokens_issued(cluster: Cluster, account_id: str) -> int:
     """The admin's audit records of tokens issued to one account (read as the bootstrap account)."""
     reply = httpx.get(
@@ -208,7 +197,7 @@ def test_info_update_delete_round_trip(client: Client, cluster: Cluster) -> None
 def test_one_token_serves_many_calls(client: Client, cluster: Cluster) -> None:
     account, secret = client.create_account(f"sdk-reuse-{uuid.uuid4().hex[:6]}", "USER")
     before = _tokens_issued(cluster, account.id)
-    with _client(cluster, {"client_id": account.client_id, "client_secret": secret}) as user:
+    with cluster.sdk({"client_id": account.client_id, "client_secret": secret}) as user:
         stored = user.upload(b"reuse", filename="reuse.txt")
         user.info(stored.file_id)
         list(user.search(filename="reuse.txt", page_size=5))
@@ -235,7 +224,7 @@ def test_a_refused_token_is_replaced_once_and_the_call_repeated(
     before = _tokens_issued(cluster, admin_account["id"])
     source = tmp_path / "again.bin"
     source.write_bytes(b"sent twice" * 1000)
-    with _client(cluster, admin_account, access_token=stranger) as client:
+    with cluster.sdk(admin_account, access_token=stranger) as client:
         assert client.token() == stranger
         progress: list[int] = []
         stored = client.upload(source, progress=progress.append)  # a path can be sent again
@@ -244,7 +233,7 @@ def test_a_refused_token_is_replaced_once_and_the_call_repeated(
         assert client.token() != stranger
     assert _tokens_issued(cluster, admin_account["id"]) == before + 1
 
-    with _client(cluster, admin_account, access_token=stranger) as client:
+    with cluster.sdk(admin_account, access_token=stranger) as client:
         with pytest.raises(ApiError) as refused:  # an iterator cannot be sent again
             client.upload(iter([b"once"]), filename="once.txt")
         assert refused.value.status == 401
@@ -262,13 +251,13 @@ def test_api_errors_carry_status_code_and_detail(client: Client, cluster: Cluste
     assert str(error) == f"NOT_FOUND: {error.detail} (HTTP 404)"
     assert "\n" not in str(error)
 
-    with _client(cluster, cluster.account("READONLY")) as readonly, pytest.raises(ApiError) as forbidden:
+    with cluster.sdk(cluster.account("READONLY")) as readonly, pytest.raises(ApiError) as forbidden:
         readonly.upload(b"not allowed", filename="no.txt")
     assert (forbidden.value.status, forbidden.value.code) == (403, "INSUFFICIENT_SCOPE")
     assert "files:write" in forbidden.value.detail
 
     nobody = {"client_id": "nobody-here", "client_secret": "wrong"}
-    with _client(cluster, nobody) as stranger, pytest.raises(ApiError) as refused:
+    with cluster.sdk(nobody) as stranger, pytest.raises(ApiError) as refused:
         stranger.token()
     assert (refused.value.status, refused.value.code) == (401, "invalid_client")
 
@@ -292,7 +281,7 @@ def test_accounts_elements_and_audit(client: Client, cluster: Cluster) -> None:
     rotated, new_secret = client.rotate_secret(account.id)
     assert rotated.id == account.id
     assert new_secret != secret
-    with _client(cluster, {"client_id": account.client_id, "client_secret": new_secret}) as auditor:
+    with cluster.sdk({"client_id": account.client_id, "client_secret": new_secret}) as auditor:
         assert auditor.audit_verify().valid
     client.delete_account(account.id)
     assert account.id not in {listed.id for listed in client.accounts()}
@@ -315,13 +304,8 @@ def test_unreachable_services_are_named(cluster: Cluster, admin_account: dict[st
     assert closed in str(exc.value)
     assert "admin" in str(exc.value)
     assert "artstore dev up" in str(exc.value)
-    with Client(
-        cluster.admin.url,
-        admin_account["client_id"],
-        admin_account["client_secret"],
-        query_url=closed,
-        timeout=5,
-    ) as client:
+    # No ingester URL: an upload must say what is missing.
+    with cluster.sdk(admin_account, query_url=closed, ingester_url=None, timeout=5) as client:
         with pytest.raises(ServiceUnreachable) as query:
             client.info(str(uuid.uuid4()))
         assert query.value.url == closed
@@ -413,13 +397,7 @@ def test_a_failed_download_leaves_the_final_name_untouched(
     target.write_bytes(b"the previous version")
     try:
         fake = f"http://127.0.0.1:{server.server_address[1]}"
-        with Client(
-            cluster.admin.url,
-            admin_account["client_id"],
-            admin_account["client_secret"],
-            query_url=fake,
-            timeout=5,
-        ) as client:
+        with cluster.sdk(admin_account, query_url=fake, timeout=5) as client:
             expected = ChecksumMismatch if mode == "corrupt" else ServiceUnreachable
             with pytest.raises(expected):
                 client.download(str(uuid.uuid4()), target)

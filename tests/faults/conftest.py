@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from artstore_common.embedded import EmbeddedPostgres, free_port
+from artstore_common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 
 @pytest.fixture
@@ -24,6 +24,14 @@ def fault_seed(request: pytest.FixtureRequest) -> int:
 
 
 DATABASE = "artstore_faults"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test alone, so stopping it disturbs nothing else."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

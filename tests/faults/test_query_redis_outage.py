@@ -14,19 +14,12 @@ from typing import Any
 
 import pytest
 
-from artstore_common.embedded import EmbeddedRedis, free_port
+from artstore_common.embedded import EmbeddedRedis
 from tests.query._support import upload
 from tests.support.cluster import Cluster, cluster_factory, stop_clusters, wait_for
 from tests.support.infra import Infra, query
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

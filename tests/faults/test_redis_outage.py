@@ -7,26 +7,15 @@ upload or download, and the heartbeat must reappear on its own once Redis is bac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from artstore_common.embedded import EmbeddedRedis, free_port
 from tests.faults._polling import eventually
 from tests.support.files import put
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis of this test alone, so stopping it disturbs nothing else."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
-    yield server
-    server.stop()
 
 
 def _heartbeat(url: str, key: str) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -26,6 +26,9 @@ from tests.support.processes import (
     query_module,
     storage_element,
 )
+
+if TYPE_CHECKING:
+    from artstore_client import Client
 
 
 def _api(admin: AdminModule, token: str) -> httpx.Client:
@@ -113,6 +116,14 @@ class Cluster:
         )
         self._clients.append(client)
         return client
+
+    def sdk(self, account: dict[str, str], **options: Any) -> Client:
+        """An SDK client of this cluster as `account` ({"client_id", "client_secret"}); `options` go to
+        Client and may replace the ingester or query URL."""
+        from artstore_client import Client
+
+        urls = {"ingester_url": self.ingester.url, "query_url": self.query.url}
+        return Client(self.admin.url, account["client_id"], account["client_secret"], **{**urls, **options})
 
     def catalog(self, file_id: str) -> list[Any]:
         return query(
