@@ -38,12 +38,23 @@ def _port_is_free(port: int) -> bool:
 
 
 def free_base_port() -> int:
-    """A base port N with N..N+30 free: the admin, the elements, the ingester and the query module's."""
+    """A base port N with N..N+30 free: the admin, the elements, the ingester and the query module's.
+
+    Below the kernel's ephemeral range, which the client side of every outgoing connection draws from:
+    a port free when probed there may be taken by one before dev up binds it (seen: se-edit's, while
+    `make run` was starting the embedded servers)."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 40)
+        base = random.randrange(10000, _ephemeral_low() - 31, 40)
         if all(_port_is_free(base + offset) for offset in range(31)):
             return base
     raise RuntimeError("no free range of 31 ports found")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def port_is_open(port: int) -> bool:

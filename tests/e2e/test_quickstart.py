@@ -7,6 +7,7 @@ variables the CLI reads), so that the run cannot meet a developer's own cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -41,21 +42,29 @@ def test_the_quickstart_tells_to_run_make_run_first() -> None:
 
 
 def _wait_for_ready(make: subprocess.Popen[str], timeout: float) -> str:
-    """Read `make run`'s output until the dev cluster says it is up; everything read so far."""
+    """Read `make run`'s output until the dev cluster says it is up; everything read so far.
+
+    Straight from the pipe's descriptor: a buffered readline may pull the ready line into its buffer
+    along with an earlier one, after which the descriptor never turns readable again for it."""
     assert make.stdout is not None
-    seen: list[str] = []
+    descriptor = make.stdout.fileno()
+    seen = b""
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
-        selector.register(make.stdout, selectors.EVENT_READ)
-        while READY not in "".join(seen):
+        selector.register(descriptor, selectors.EVENT_READ)
+        while READY.encode() not in seen:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
-                raise AssertionError(f"`make run` not ready within {timeout:.0f} s:\n{''.join(seen)}")
-            line = make.stdout.readline()
-            if not line:
-                raise AssertionError(f"`make run` exited with {make.wait()}:\n{''.join(seen)}")
-            seen.append(line)
-    return "".join(seen)
+                raise AssertionError(
+                    f"`make run` not ready within {timeout:.0f} s:\n{seen.decode(errors='replace')}"
+                )
+            chunk = os.read(descriptor, 65536)
+            if not chunk:
+                raise AssertionError(
+                    f"`make run` exited with {make.wait()}:\n{seen.decode(errors='replace')}"
+                )
+            seen += chunk
+    return seen.decode(errors="replace")
 
 
 def test_make_run_and_the_quickstart_work_as_written(tmp_path: Path) -> None:
@@ -99,8 +108,9 @@ def test_make_run_and_the_quickstart_work_as_written(tmp_path: Path) -> None:
         # Nothing was left in the repository: the examples ran in their scratch directory.
         assert not (REPO / "minutes.copy.txt").exists()
     finally:
-        # Ctrl-C in the terminal: SIGINT to the foreground process group.
-        os.killpg(make.pid, signal.SIGINT)
+        # Ctrl-C in the terminal: SIGINT to the foreground process group (gone if `make run` failed).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(make.pid, signal.SIGINT)
         try:
             status = make.wait(120)
         except subprocess.TimeoutExpired:
