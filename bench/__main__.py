@@ -69,6 +69,8 @@ def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
         f"{cpu['client']} ms, element {cpu['element']} ms, PostgreSQL+Redis {cpu['postgres_redis']} ms",
         f"small uploads (bare client): {bare['value']:.0f} files/s, p50 {bare['latency_ms']['p50']} ms; "
         f"raw loop through the write protocol: {protocol['value']:.0f} files/s",
+        "small uploads (bare client), mean ms per write step: "
+        + ", ".join(f"{step} {ms}" for step, ms in bare["write_steps_ms"].items()),
         f"download, evicted (httpx): {httpx_download['value']:.0f} MiB/s; from the page cache: plain read "
         f"{warm['httpx']['plain_read']:.0f} MiB/s, SE {warm['httpx']['value']:.0f} MiB/s (httpx), "
         f"{warm['bare_socket']['value']:.0f} MiB/s (bare client)",

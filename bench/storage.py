@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import baseline, rawhttp, workloads
 from bench.cluster import Target
@@ -177,6 +179,25 @@ def large_download(
     )
 
 
+WRITE_STEPS = ("check", "wal_begin", "receive", "place", "index", "wal_commit")
+
+
+def _write_step_totals(target: Target) -> dict[str, tuple[float, float]]:
+    """The element's write-step histogram (artstore_storage_write_step_seconds): step -> (seconds, uploads)."""
+    text = httpx.get(target.element.url + "/metrics", timeout=10).text
+    totals = dict.fromkeys(WRITE_STEPS, (0.0, 0.0))
+    for family in text_string_to_metric_families(text):
+        if family.name != "artstore_storage_write_step_seconds":
+            continue
+        for sample in family.samples:
+            seconds, count = totals.get(sample.labels["step"], (0.0, 0.0))
+            if sample.name.endswith("_sum"):
+                totals[sample.labels["step"]] = (seconds + sample.value, count)
+            elif sample.name.endswith("_count"):
+                totals[sample.labels["step"]] = (seconds, count + sample.value)
+    return totals
+
+
 @dataclass
 class _UploadSeries:
     """One client's small-upload rounds."""
@@ -185,10 +206,17 @@ class _UploadSeries:
     rates: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WRITE_STEPS, 0.0))
+    step_count: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WRITE_STEPS, 0.0))
 
     def run(self, target: Target, files: SmallFiles, concurrency: int, ledger: CpuLedger) -> None:
+        before = _write_step_totals(target)
         with ledger.measure() as meter:
             result = uvloop.run(self.upload(target, files, concurrency))
+        after = _write_step_totals(target)
+        for step in WRITE_STEPS:
+            self.step_seconds[step] += after[step][0] - before[step][0]
+            self.step_count[step] += after[step][1] - before[step][1]
         self.rates.append(len(files.contents) / result.seconds)
         self.latency_ms += [s * 1000 for s in result.latencies]
         self.cpu.append(meter.usage.as_dict())
@@ -214,6 +242,11 @@ class _UploadSeries:
                 "element": per_upload("element_cpu_seconds"),
                 "postgres_redis": per_upload("postgres_redis_cpu_seconds"),
                 "rest_of_machine": per_upload("rest_of_machine_cpu_seconds"),
+            },
+            "write_steps_ms": {
+                step: round(self.step_seconds[step] * 1000 / self.step_count[step], 2)
+                for step in WRITE_STEPS
+                if self.step_count[step]
             },
             "cpu": self.cpu,
         }
@@ -267,6 +300,11 @@ def small_uploads(target: Target, profile: Profile, raw_dir: Path, ledger: CpuLe
         "client": "httpx.AsyncClient, one keep-alive connection per concurrent worker",
         "latency_ms": headline["latency_ms"],
         "cpu_ms_per_upload": headline["cpu_ms_per_upload"],
+        "write_steps_ms": {
+            "what": "mean time an upload spent in each step of the element's write protocol "
+            "(artstore_storage_write_step_seconds), waits for threads and fsyncs included",
+            **headline["write_steps_ms"],
+        },
         "cpu": headline["cpu"],
         "baseline_threaded": versus(
             f"raw loop in {threads} threads: write + sha256 + fsync per file", threaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from artstore_common.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES
+from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES, WRITE_STEP_SECONDS
 from artstore_storage.repositories import index
 from artstore_storage.services._db import IndexWriter, index_transaction
 from artstore_storage.services.announcer import Announcer
@@ -48,6 +49,19 @@ from artstore_storage.storage.modes import Operation, check_allowed
 from artstore_storage.storage.recovery import undo
 from artstore_storage.storage.staging import StagedFile
 from artstore_storage.storage.wal import WalRecord, WriteAheadLog
+
+
+class _StepClock:
+    """Times the steps of one upload into WRITE_STEP_SECONDS, each from the end of the one before."""
+
+    def __init__(self, element_id: str) -> None:
+        self._element_id = element_id
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        WRITE_STEP_SECONDS.labels(self._element_id, step).observe(now - self._last)
+        self._last = now
 
 
 @dataclass(frozen=True)
@@ -125,12 +139,14 @@ class FileService:
         if new.saga_id is not None and new.saga_id in self._compensated:
             raise Conflict(f"saga {new.saga_id} was compensated; start a new saga")
         async with self._exclusive(new.file_id), self._tracked_write():
+            clock = _StepClock(self.element_id)
             if await asyncio.to_thread(self._exists, new.file_id):
                 raise AlreadyExists(f"file {new.file_id} already exists; files are written once")
+            clock.lap("check")
             reservation = Reservation(self.capacity)
             reservation.ensure(new.content_length or 0)
             try:
-                attrs = await self._create_transaction(new, body, reservation)
+                attrs = await self._create_transaction(new, body, reservation, clock)
                 reservation.settle(attrs.size_bytes)
             finally:
                 reservation.release()
@@ -140,10 +156,11 @@ class FileService:
         return attrs
 
     async def _create_transaction(
-        self, new: NewFile, body: AsyncIterator[bytes], reservation: Reservation
+        self, new: NewFile, body: AsyncIterator[bytes], reservation: Reservation, clock: _StepClock
     ) -> FileAttributes:
         # Step 1: the intent is durable before any byte lands, so recovery knows what to undo.
         record = await self.wal.begin("create", str(new.file_id), new.saga_id)
+        clock.lap("wal_begin")
         staged = StagedFile(self.layout.temp_path(record.tx, "data"), self.chunk_bytes)
         placed = indexed = False
         try:
@@ -157,18 +174,22 @@ class FileService:
                 reservation.ensure(grown)
                 await staged.write(chunk)
             await staged.drain()
+            clock.lap("receive")
             # Steps 3 and 4 in one worker call: the data durable, then renamed into place.
             placed = True
             attrs = await asyncio.to_thread(self._finish_and_place, record.tx, new, staged)
+            clock.lap("place")
             # Step 5: the index row.
             await self.index_writer.upsert(attrs)
             indexed = True
+            clock.lap("index")
             if new.saga_id is not None and new.saga_id in self._compensated:
                 raise Conflict(f"saga {new.saga_id} was compensated while this upload ran; nothing stored")
             # Step 6: tell others (best effort, in the background).
             self.announcer.file_event("created", {"file_id": attrs.file_id, "size_bytes": attrs.size_bytes})
             # Step 7: commit; only now may the caller answer 201.
             await self.wal.commit(record.tx)
+            clock.lap("wal_commit")
             return attrs
         except BaseException:
             await staged.discard()
