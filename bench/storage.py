@@ -179,23 +179,19 @@ def large_download(
     )
 
 
-WRITE_STEPS = ("check", "wal_begin", "receive", "place", "index", "wal_commit")
-
-
 def _write_step_totals(target: Target) -> dict[str, tuple[float, float]]:
     """The element's write-step histogram (artstore_storage_write_step_seconds): step -> (seconds, uploads)."""
     text = httpx.get(target.element.url + "/metrics", timeout=10).text
-    totals = dict.fromkeys(WRITE_STEPS, (0.0, 0.0))
+    seconds: dict[str, float] = {}
+    counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "artstore_storage_write_step_seconds":
-            continue
-        for sample in family.samples:
-            seconds, count = totals.get(sample.labels["step"], (0.0, 0.0))
-            if sample.name.endswith("_sum"):
-                totals[sample.labels["step"]] = (seconds + sample.value, count)
-            elif sample.name.endswith("_count"):
-                totals[sample.labels["step"]] = (seconds, count + sample.value)
-    return totals
+        if family.name == "artstore_storage_write_step_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    seconds[sample.labels["step"]] = sample.value
+                elif sample.name.endswith("_count"):
+                    counts[sample.labels["step"]] = sample.value
+    return {step: (seconds[step], counts[step]) for step in counts}
 
 
 @dataclass
@@ -206,17 +202,18 @@ class _UploadSeries:
     rates: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)
-    step_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WRITE_STEPS, 0.0))
-    step_count: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WRITE_STEPS, 0.0))
+    step_seconds: dict[str, float] = field(default_factory=dict)  # the element's steps, in its order
+    step_count: dict[str, float] = field(default_factory=dict)
 
     def run(self, target: Target, files: SmallFiles, concurrency: int, ledger: CpuLedger) -> None:
         before = _write_step_totals(target)
         with ledger.measure() as meter:
             result = uvloop.run(self.upload(target, files, concurrency))
         after = _write_step_totals(target)
-        for step in WRITE_STEPS:
-            self.step_seconds[step] += after[step][0] - before[step][0]
-            self.step_count[step] += after[step][1] - before[step][1]
+        for step, (seconds, count) in after.items():
+            was_seconds, was_count = before.get(step, (0.0, 0.0))
+            self.step_seconds[step] = self.step_seconds.get(step, 0.0) + seconds - was_seconds
+            self.step_count[step] = self.step_count.get(step, 0.0) + count - was_count
         self.rates.append(len(files.contents) / result.seconds)
         self.latency_ms += [s * 1000 for s in result.latencies]
         self.cpu.append(meter.usage.as_dict())
@@ -244,9 +241,9 @@ class _UploadSeries:
                 "rest_of_machine": per_upload("rest_of_machine_cpu_seconds"),
             },
             "write_steps_ms": {
-                step: round(self.step_seconds[step] * 1000 / self.step_count[step], 2)
-                for step in WRITE_STEPS
-                if self.step_count[step]
+                step: round(self.step_seconds[step] * 1000 / count, 2)
+                for step, count in self.step_count.items()
+                if count
             },
             "cpu": self.cpu,
         }

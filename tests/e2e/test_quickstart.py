@@ -41,7 +41,7 @@ def test_the_quickstart_tells_to_run_make_run_first() -> None:
     assert "\nmake run\n" in before
 
 
-def _wait_for_ready(make: subprocess.Popen[str], timeout: float) -> str:
+def _wait_for_ready(make: subprocess.Popen[bytes], timeout: float) -> str:
     """Read `make run`'s output until the dev cluster says it is up; everything read so far.
 
     Straight from the pipe's descriptor: a buffered readline may pull the ready line into its buffer
@@ -79,7 +79,6 @@ def test_make_run_and_the_quickstart_work_as_written(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job is
     )
     processes: list[psutil.Process] = []

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_common.errors import (
@@ -50,17 +51,19 @@ from artstore_storage.storage.recovery import undo
 from artstore_storage.storage.staging import StagedFile
 from artstore_storage.storage.wal import WalRecord, WriteAheadLog
 
+_WRITE_STEPS = ("check", "wal_begin", "receive", "place", "index", "wal_commit")
+
 
 class _StepClock:
     """Times the steps of one upload into WRITE_STEP_SECONDS, each from the end of the one before."""
 
-    def __init__(self, element_id: str) -> None:
-        self._element_id = element_id
+    def __init__(self, timers: dict[str, Histogram]) -> None:
+        self._timers = timers
         self._last = time.perf_counter()
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
-        WRITE_STEP_SECONDS.labels(self._element_id, step).observe(now - self._last)
+        self._timers[step].observe(now - self._last)
         self._last = now
 
 
@@ -91,6 +94,8 @@ class FileService:
         chunk_bytes: int,
     ) -> None:
         self.element_id = element_id
+        # Labelled once here rather than per upload: a label lookup takes the metric's lock.
+        self._step_timers = {step: WRITE_STEP_SECONDS.labels(element_id, step) for step in _WRITE_STEPS}
         self.layout = layout
         self.wal = wal
         self.capacity = capacity
@@ -139,7 +144,7 @@ class FileService:
         if new.saga_id is not None and new.saga_id in self._compensated:
             raise Conflict(f"saga {new.saga_id} was compensated; start a new saga")
         async with self._exclusive(new.file_id), self._tracked_write():
-            clock = _StepClock(self.element_id)
+            clock = _StepClock(self._step_timers)
             if await asyncio.to_thread(self._exists, new.file_id):
                 raise AlreadyExists(f"file {new.file_id} already exists; files are written once")
             clock.lap("check")
