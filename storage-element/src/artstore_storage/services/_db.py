@@ -72,7 +72,9 @@ class IndexWriter:
         arguments = index.upsert_arguments(attrs)
         for attempt in (1, 2):
             try:
-                async with self._pool.acquire(timeout=5) as connection:
+                # Waiting for a pooled connection is a queue under load, not an outage: a dead server
+                # shows within the 5 s connect timeout, a hung statement within the 30 s command timeout.
+                async with self._pool.acquire(timeout=30) as connection:
                     await connection.execute(index.UPSERT_SQL, *arguments)
                 return
             except _CONNECTION_LOST as exc:
