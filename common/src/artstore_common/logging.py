@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -58,8 +61,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """JSON lines on stderr, written by a thread of their own.
+
+    A line is formatted where it is logged (the request id and trace id live in that task's context), then
+    queued; the write to stderr, a blocking call, happens off the event loop. The queue is drained at exit.
+    """
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.handlers.QueueHandler(lines)
     handler.setFormatter(JsonFormatter(service))
+    _listener = logging.handlers.QueueListener(lines, logging.StreamHandler(sys.stderr))
+    _listener.start()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -69,3 +83,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logger.propagate = True
     # Request lines are logged by our middleware with the request id; uvicorn's would be duplicates.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+@atexit.register
+def _drain_log_queue() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None

@@ -7,9 +7,9 @@ through untouched, chunk by chunk.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +33,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
         bind_request_id(request_id)
         traceparent = _TRACEPARENT.match(headers.get(b"traceparent", b"").decode("latin-1"))
         bind_trace_id(traceparent.group(1) if traceparent else None)
