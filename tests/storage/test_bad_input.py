@@ -87,6 +87,30 @@ def test_put_to_an_existing_id_is_409_and_keeps_the_original(shared_se, client_f
     assert attr_json(shared_se.data_dir, str(file_id)) == original
 
 
+def test_a_put_to_an_existing_id_is_409_before_its_size_is_weighed_and_logs_no_intent(make_se, client_for):
+    # The check that the id is free runs with the WAL intent (a refused create must never get one: its undo
+    # would delete the file that is there), and before capacity is reserved, so the answer is 409, not 507.
+    se = make_se("rw", quota_bytes=64 * 1024)
+    client = client_for(se)
+    file_id = uuid.uuid4()
+    assert put(client, b"original", file_id=file_id).status_code == 201
+    too_big = put(client, b"x" * (128 * 1024), file_id=file_id)
+    assert too_big.status_code == 409
+    assert too_big.json()["code"] == "ALREADY_EXISTS"
+    assert put(client, b"x" * (128 * 1024)).status_code == 507  # a new id of that size does not fit
+    assert client.get(f"/files/{file_id}").content == b"original"
+    se.stop()
+    records = [
+        json.loads(line)
+        for segment in sorted((se.data_dir / "wal").iterdir())
+        for line in segment.read_bytes().rstrip(b"\0").splitlines()
+    ]
+    intents = [r for r in records if r["type"] == "begin" and r.get("file_id") == str(file_id)]
+    assert len(intents) == 1, intents  # the original's; the refused PUT logged nothing
+    se.start()
+    assert client_for(se).get(f"/files/{file_id}").content == b"original"  # recovery undid nothing
+
+
 def test_body_over_the_size_limit_is_413_with_nothing_stored(make_se, client_for):
     se = make_se("rw", max_file_size=1000)
     client = client_for(se)

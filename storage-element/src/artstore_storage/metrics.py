@@ -18,7 +18,7 @@ OPERATIONS = Counter(
 WRITE_STEP_SECONDS = Histogram(
     "artstore_storage_write_step_seconds",
     "Time an upload spent in each step of the write protocol, waiting for threads and fsyncs included: "
-    "check (is the id free), wal_begin, receive, place (fsyncs and renames), index, wal_commit",
+    "wal_begin (with the check that the id is free), receive, place (fsyncs and renames), index, wal_commit",
     ["element", "step"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0),
 )

@@ -51,7 +51,7 @@ from artstore_storage.storage.recovery import undo
 from artstore_storage.storage.staging import StagedFile
 from artstore_storage.storage.wal import WalRecord, WriteAheadLog
 
-_WRITE_STEPS = ("check", "wal_begin", "receive", "place", "index", "wal_commit")
+_WRITE_STEPS = ("wal_begin", "receive", "place", "index", "wal_commit")
 
 
 class _StepClock:
@@ -145,11 +145,7 @@ class FileService:
             raise Conflict(f"saga {new.saga_id} was compensated; start a new saga")
         async with self._exclusive(new.file_id), self._tracked_write():
             clock = _StepClock(self._step_timers)
-            if await asyncio.to_thread(self._exists, new.file_id):
-                raise AlreadyExists(f"file {new.file_id} already exists; files are written once")
-            clock.lap("check")
             reservation = Reservation(self.capacity)
-            reservation.ensure(new.content_length or 0)
             try:
                 attrs = await self._create_transaction(new, body, reservation, clock)
                 reservation.settle(attrs.size_bytes)
@@ -163,13 +159,18 @@ class FileService:
     async def _create_transaction(
         self, new: NewFile, body: AsyncIterator[bytes], reservation: Reservation, clock: _StepClock
     ) -> FileAttributes:
-        # Step 1: the intent is durable before any byte lands, so recovery knows what to undo.
-        record = await self.wal.begin("create", str(new.file_id), new.saga_id)
+        # Step 1: the intent is durable before any byte lands, so recovery knows what to undo. The id must
+        # be free before the record is written: recovery's undo of this create would delete what is there.
+        record = await self.wal.begin(
+            "create", str(new.file_id), new.saga_id, precondition=partial(self._refuse_existing, new.file_id)
+        )
         clock.lap("wal_begin")
         staged = StagedFile(self.layout.temp_path(record.tx, "data"), self.chunk_bytes)
         placed = indexed = False
         try:
-            # Step 2: stream into tmp/, hashing as bytes arrive; capacity is reserved before bytes land.
+            # Step 2: stream into tmp/, hashing as bytes arrive; capacity is reserved before bytes land
+            # (after step 1, so that a PUT to an existing id is 409 whatever its length).
+            reservation.ensure(new.content_length or 0)
             async for chunk in body:
                 if not chunk:
                     continue
@@ -246,8 +247,9 @@ class FileService:
         os.replace(attr_temp, self.layout.attr_path(file_id))
         return [shard, *changed]
 
-    def _exists(self, file_id: uuid.UUID) -> bool:
-        return self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists()
+    def _refuse_existing(self, file_id: uuid.UUID) -> None:
+        if self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists():
+            raise AlreadyExists(f"file {file_id} already exists; files are written once")
 
     def _too_large(self, size: int) -> str:
         return f"the body has {size} bytes or more; this element takes at most {self.max_file_size} per file"

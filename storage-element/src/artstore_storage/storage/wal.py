@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +66,16 @@ def read_unfinished(directory: Path) -> list[WalRecord]:
 
 
 @dataclass
+class _Append:
+    """A record waiting for the next batch, the caller's future and its check, if any."""
+
+    record: WalRecord
+    future: asyncio.Future[None]
+    precondition: Callable[[], None] | None = None
+    refused: Exception | None = None
+
+
+@dataclass
 class _Segment:
     number: int
     path: Path
@@ -80,7 +91,7 @@ class WriteAheadLog:
         self._current: _Segment | None = None
         self._fd: int | None = None
         self._offset = 0
-        self._pending: list[tuple[WalRecord, asyncio.Future[None]]] = []
+        self._pending: list[_Append] = []
         self._flushing = False
 
     def start_fresh(self) -> None:
@@ -98,11 +109,22 @@ class WriteAheadLog:
             self._fd = None
 
     async def begin(
-        self, op: Operation, file_id: str, saga_id: str | None = None, before: dict[str, Any] | None = None
+        self,
+        op: Operation,
+        file_id: str,
+        saga_id: str | None = None,
+        before: dict[str, Any] | None = None,
+        *,
+        precondition: Callable[[], None] | None = None,
     ) -> WalRecord:
-        """Append a transaction's intent durably; the record is what recovery would undo."""
-        record = WalRecord(uuid.uuid4().hex, "begin", op, file_id, saga_id, before)
-        await self._append(record)
+        """Append a transaction's intent durably; the record is what recovery would undo.
+
+        `precondition`, a blocking check that raises to refuse, runs in the log's writer thread just before
+        the record is written (one thread hop for both); when it raises, nothing is written and its
+        exception is raised here.
+        """
+        record = WalRecord(f"{random.getrandbits(128):032x}", "begin", op, file_id, saga_id, before)
+        await self._append(record, precondition)
         return record
 
     async def commit(self, txid: str) -> None:
@@ -111,9 +133,9 @@ class WriteAheadLog:
     async def abort(self, txid: str) -> None:
         await self._append(WalRecord(txid, "abort"))
 
-    async def _append(self, record: WalRecord) -> None:
+    async def _append(self, record: WalRecord, precondition: Callable[[], None] | None = None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
+        self._pending.append(_Append(record, future, precondition))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -124,23 +146,36 @@ class WriteAheadLog:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    number, retired = await asyncio.to_thread(self._write_batch, [r for r, _ in batch])
+                    number, retired = await asyncio.to_thread(self._write_batch, batch)
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for entry in batch:
+                        if not entry.future.done():
+                            entry.future.set_exception(exc)
                     continue
-                self._track(number, [r for r, _ in batch])
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                self._track(number, [entry.record for entry in batch if entry.refused is None])
+                for entry in batch:
+                    if entry.future.done():
+                        continue
+                    if entry.refused is None:
+                        entry.future.set_result(None)
+                    else:
+                        entry.future.set_exception(entry.refused)
                 if retired:
                     await asyncio.to_thread(self._delete_retired)
         finally:
             self._flushing = False
 
-    def _write_batch(self, records: list[WalRecord]) -> tuple[int, bool]:
+    def _write_batch(self, batch: list[_Append]) -> tuple[int, bool]:
         assert self._current is not None, "start_fresh() first"
+        for entry in batch:
+            if entry.precondition is not None:
+                try:
+                    entry.precondition()
+                except Exception as exc:
+                    entry.refused = exc
+        records = [entry.record for entry in batch if entry.refused is None]
+        if not records:
+            return self._current.number, False
         data = b"".join(record.encode() for record in records)
         rotated = self._offset > 0 and self._offset + len(data) > self.segment_bytes
         if rotated:
