@@ -160,7 +160,7 @@ class WriteAheadLog:
                         entry.future.set_result(None)
                     else:
                         entry.future.set_exception(entry.refused)
-                if retired:
+                if retired and self._oldest_is_retired():
                     await asyncio.to_thread(self._delete_retired)
         finally:
             self._flushing = False
@@ -198,6 +198,12 @@ class WriteAheadLog:
                 began_in = self._tx_segment.pop(record.tx, None)
                 if began_in is not None:
                     self._segments[began_in].open_transactions.discard(record.tx)
+
+    def _oldest_is_retired(self) -> bool:
+        # Checked here, on the loop, so that the next batch does not wait for a worker thread to find
+        # nothing to delete: only the oldest segment can go first.
+        oldest = self._segments[min(self._segments)]
+        return oldest is not self._current and not oldest.open_transactions
 
     def _delete_retired(self) -> None:
         # Only a prefix of the log may go. A later segment can hold the commit or abort of a transaction
