@@ -7,7 +7,7 @@ with Client.from_environment() as client:
     client.download(stored.file_id, "copy.pdf")
 """
 
-from artstore_client._http import source_size
+from artstore_client._http import RetryWait, source_size
 from artstore_client._models import Account, AuditVerification, FileInfo, SearchPage, StorageElement
 from artstore_client.errors import (
     ApiError,
@@ -31,6 +31,7 @@ __all__ = [
     "CredentialsMissing",
     "FileInfo",
     "NotConfigured",
+    "RetryWait",
     "SearchPage",
     "ServiceUnreachable",
     "StorageElement",

@@ -1,15 +1,20 @@
-"""One ArtStore service over HTTP: bearer token from the shared cache, one retry after a refused token, error
-replies as ApiError, transport failures as ServiceUnreachable; and the streamed request bodies of uploads."""
+"""One ArtStore service over HTTP: bearer token from the shared cache, one retry after a refused token, waits
+and retries when a service says it is busy (429, 503), error replies as ApiError, transport failures as
+ServiceUnreachable; and the streamed request bodies of uploads."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import date, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -31,12 +36,84 @@ def transfer_timeout(timeout: float) -> httpx.Timeout:
     return httpx.Timeout(connect=timeout, read=None, write=timeout, pool=timeout)
 
 
+# A 503 with this code says no storage element can take the file (all full, offline or read-only): a state of
+# the cluster that someone has to change, so the caller hears of it at once instead of after the waits.
+_NOT_RETRIED_503 = "NO_STORAGE_ELEMENT"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a refused request is sent again: after 429 Too Many Requests or 503 Service Unavailable, at most
+    `attempts` more times, each after the wait the service's Retry-After asks for (else `backoff` seconds,
+    doubled each time, with jitter). A wait longer than `max_wait` is not taken: the error is raised at once.
+    `on_wait(wait)` hears of each wait before it starts (the CLI prints a line)."""
+
+    attempts: int = 3
+    max_wait: float = 30.0
+    backoff: float = 0.5
+    on_wait: Callable[[RetryWait], None] | None = None
+
+    def wait_for(self, response: httpx.Response, retry: int) -> float | None:
+        """Seconds to wait before retry number `retry` (1-based) of this refusal; None: do not retry."""
+        if retry > self.attempts or response.status_code not in (429, 503):
+            return None
+        if response.status_code == 503 and _problem_code(response) == _NOT_RETRIED_503:
+            return None
+        asked = _retry_after_seconds(response.headers.get("retry-after"))
+        wait = asked if asked is not None else self.backoff * 2 ** (retry - 1) * random.uniform(1.0, 1.5)
+        return wait if wait <= self.max_wait else None
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    """One wait before a refused request is sent again: which service refused it and how, how long the
+    wait is, and which retry (of at most `attempts`) follows it."""
+
+    service: str
+    status: int
+    code: str
+    seconds: float
+    retry: int
+    attempts: int
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """RFC 9110 s.10.2.3: delay-seconds or an HTTP-date; None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _problem_code(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else f"HTTP_{response.status_code}"
+
+
 class Service:
-    def __init__(self, name: str, url: str, tokens: TokenCache | None, timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        tokens: TokenCache | None,
+        timeout: float,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.name = name
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.tokens = tokens
+        self.retry = retry or RetryPolicy()
         self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:
@@ -66,9 +143,12 @@ class Service:
         stream: bool = False,
         timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
-        """Send with the cached token; after a 401 refresh it once and send again when the body can be sent
-        again. An error status raises ApiError (its body read even when streaming)."""
-        for attempt in (1, 2):
+        """Send with the cached token; after a 401 refresh it once and send again, and after 429 or 503 wait
+        and send again as the retry policy says, each only when the body can be sent again. An error status
+        raises ApiError (its body read even when streaming)."""
+        refreshed = False
+        retries = 0
+        while True:
             token = self.tokens.get() if self.tokens else None
             request_headers = dict(headers or {})
             if token:
@@ -89,8 +169,15 @@ class Service:
             finally:
                 if body is not None:
                     body.close()
-            refused = response.status_code == 401 and attempt == 1 and self.tokens is not None
-            if refused and token and self.tokens is not None and (body is None or body.replayable):
+            replayable = body is None or body.replayable
+            if (
+                response.status_code == 401
+                and not refreshed
+                and token
+                and self.tokens is not None
+                and replayable
+            ):
+                refreshed = True
                 response.close()
                 self.tokens.refresh(token)
                 if body is not None:
@@ -103,9 +190,23 @@ class Service:
                     raise unreachable(exc, service=self.name, url=self.url) from None
                 finally:
                     response.close()
+                wait = self.retry.wait_for(response, retries + 1) if replayable else None
+                if wait is not None:
+                    retries += 1
+                    self._wait(response, wait, retries)
+                    if body is not None:
+                        body.rewind()
+                    continue
                 raise ApiError.from_response(response)
             return response
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, response: httpx.Response, seconds: float, retry: int) -> None:
+        if self.retry.on_wait is not None:
+            code = _problem_code(response)
+            self.retry.on_wait(
+                RetryWait(self.name, response.status_code, code, seconds, retry, self.retry.attempts)
+            )
+        time.sleep(seconds)
 
     @contextmanager
     def streamed(self, method: str, path: str, **options: Any) -> Iterator[httpx.Response]:

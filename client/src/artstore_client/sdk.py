@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from artstore_client._http import (
     Progress,
+    RetryPolicy,
+    RetryWait,
     Service,
     Source,
     Total,
@@ -49,9 +51,19 @@ class Client:
         timeout: float = 30.0,
         scope: str | None = None,
         access_token: str | None = None,
+        retries: int = 3,
+        max_retry_wait: float = 30.0,
+        on_retry_wait: Callable[[RetryWait], None] | None = None,
     ) -> None:
+        """`retries`: how often a request refused with 429 or 503 is sent again, after the wait the service
+        asks for in Retry-After (a wait over `max_retry_wait` seconds is not taken: the ApiError is raised);
+        0 turns this off. A 503 NO_STORAGE_ELEMENT and uploads from iterators or pipes, which cannot be
+        sent twice, are never retried. `on_retry_wait` hears of each wait before it starts."""
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
         self.timeout = timeout
-        self._admin = Service("admin", admin_url, None, timeout)
+        retry = RetryPolicy(attempts=retries, max_wait=max_retry_wait, on_wait=on_retry_wait)
+        self._admin = Service("admin", admin_url, None, timeout, retry)
         self._tokens = TokenCache(
             self._admin.http,
             client_id,
@@ -61,8 +73,10 @@ class Client:
             initial=access_token,
         )
         self._admin.tokens = self._tokens
-        self._ingester = Service("ingester", ingester_url, self._tokens, timeout) if ingester_url else None
-        self._query = Service("query module", query_url, self._tokens, timeout) if query_url else None
+        self._ingester = (
+            Service("ingester", ingester_url, self._tokens, timeout, retry) if ingester_url else None
+        )
+        self._query = Service("query module", query_url, self._tokens, timeout, retry) if query_url else None
 
     @classmethod
     def from_environment(cls, data_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> Client:

@@ -15,7 +15,7 @@ import typer
 from artstore_client.credentials import DEFAULT_DATA_DIR
 
 if TYPE_CHECKING:
-    from artstore_client import Client
+    from artstore_client import Client, RetryWait
 
 __all__ = ["DEFAULT_DATA_DIR", "DataDir", "JsonOutput", "Quiet", "connected", "fail", "usage_error"]
 
@@ -104,5 +104,15 @@ def connected(data_dir: Path, **options: Any) -> Iterator[Client]:
         # Imported here: `artstore --help` and `artstore dev up` do not load the SDK.
         from artstore_client import Client
 
+        options.setdefault("on_retry_wait", _tell_of_wait)
         with Client.from_environment(data_dir, **options) as client:
             yield client
+
+
+def _tell_of_wait(wait: RetryWait) -> None:
+    """A line on stderr while the SDK waits to send a refused request again, so a pause is explained."""
+    sys.stderr.write(
+        f"artstore: the {wait.service} answered {wait.code} (HTTP {wait.status}); "
+        f"trying again in {round(wait.seconds, 1):g} s ({wait.retry} of {wait.attempts})\n"
+    )
+    sys.stderr.flush()
