@@ -26,6 +26,16 @@ def test_every_setting_of_every_class_is_documented() -> None:
         assert rows == set(reference.setting_variables(section.settings)), section.title
 
 
+def test_every_setting_says_what_it_does() -> None:
+    undescribed = [
+        f"{section.settings.__name__}.{row.names[0]}"
+        for section in reference.SECTIONS
+        for row in reference.variables(section)
+        if not row.description.strip()
+    ]
+    assert undescribed == [], "settings without a description (Field(description=...)) in the reference"
+
+
 def test_the_required_settings_named_exist() -> None:
     for section in reference.SECTIONS:
         assert set(section.required) <= set(section.settings.model_fields), section.title

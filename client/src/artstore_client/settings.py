@@ -13,11 +13,17 @@ class ClientSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_", extra="ignore")
 
-    admin_url: str | None = None
-    ingester_url: str | None = None
-    query_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
+    admin_url: str | None = Field(
+        default=None, description="the admin's base URL (tokens, accounts, elements)"
+    )
+    ingester_url: str | None = Field(
+        default=None, description="the ingester's base URL (uploads, updates, deletes)"
+    )
+    query_url: str | None = Field(
+        default=None, description="the query module's base URL (search, info, downloads)"
+    )
+    client_id: str | None = Field(default=None, description="the service account the client acts as")
+    client_secret: SecretStr | None = Field(default=None, description="that account's secret")
     data_dir: Path | None = Field(
         default=None,
         description="where `artstore dev up` keeps its data and credentials.json (ARTSTORE_DATA_DIR)",

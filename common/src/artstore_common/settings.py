@@ -13,9 +13,14 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    log_level: str = "INFO"
+    host: str = Field(
+        default="127.0.0.1",
+        description="address to listen on (0.0.0.0 for every interface, as in containers)",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr"
+    )
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -30,8 +35,10 @@ class ServiceSettings(BaseSettings):
         default="artstore", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="prefix of every Redis key"
     )
     jwks_url: str | None = Field(default=None, description="the admin's JWKS URL; required to serve")
-    jwt_issuer: str = "artstore-admin"
-    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_issuer: str = Field(default="artstore-admin", description="the `iss` every accepted token must carry")
+    jwt_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="clock skew allowed when checking a token's exp, nbf and iat"
+    )
     jwks_refetch_seconds: float = Field(
         default=10.0, ge=0, description="minimum gap between JWKS fetches caused by an unknown kid"
     )
@@ -39,7 +46,11 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint for traces; tracing is off when unset"
     )
-    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="on SIGTERM, how long requests in flight may run before they are cut off",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -57,10 +68,18 @@ class ClusterServiceSettings(ServiceSettings):
     client_id: str | None = Field(
         default=None, description="this service's own system account (is_system); required to serve"
     )
-    client_secret: SecretStr | None = None
-    admin_timeout_seconds: float = Field(default=10.0, gt=0)
-    se_connect_timeout_seconds: float = Field(default=3.0, gt=0)
-    circuit_failure_threshold: int = Field(default=5, ge=1)
+    client_secret: SecretStr | None = Field(
+        default=None, description="the secret of that system account; required to serve"
+    )
+    admin_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="limit of each call to the admin (tokens, sagas, discovery fallback)"
+    )
+    se_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="limit for opening a connection to a storage element"
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, description="consecutive failures of one storage element that open its circuit"
+    )
     circuit_recovery_seconds: float = Field(
         default=60.0, gt=0, description="how long an open circuit waits before its half-open probe call"
     )
@@ -74,7 +93,11 @@ class ClusterServiceSettings(ServiceSettings):
         default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
     )
     rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
-    rate_limit_burst: int = Field(default=150, ge=1)
+    rate_limit_burst: int = Field(
+        default=150,
+        ge=1,
+        description="requests an account may send at once before the per-minute rate applies",
+    )
 
     def missing(self, *fields: str) -> list[str]:
         """The environment variables of `fields` that are unset (by this class's env prefix)."""

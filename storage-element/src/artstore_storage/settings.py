@@ -14,26 +14,51 @@ Mode = Literal["edit", "rw", "ro", "ar"]
 class StorageSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_SE_", extra="ignore", validate_default=True)
 
-    port: int = Field(default=8010, ge=1, le=65535)
-    element_id: str = Field(default="se-01", pattern=r"^[a-z0-9][a-z0-9\-]{0,39}$")
-    name: str = ""
+    port: int = Field(default=8010, ge=1, le=65535, description="TCP port to listen on")
+    element_id: str = Field(
+        default="se-01",
+        pattern=r"^[a-z0-9][a-z0-9\-]{0,39}$",
+        description="this element's id in the registry, its files' attr.json and its index schema",
+    )
+    name: str = Field(
+        default="", description="a name for people (registry, `artstore se list`); the id if empty"
+    )
     public_url: str | None = Field(default=None, description="URL others use to reach this element")
-    priority: int = 100
-    data_dir: Path = Path(".artstore/se-01")
+    priority: int = Field(
+        default=100,
+        description="upload choice: among elements that can take a file, the highest priority first",
+    )
+    data_dir: Path = Field(
+        default=Path(".artstore/se-01"), description="where files, attr.json sidecars, the WAL and tmp/ live"
+    )
     mode: Mode = Field(default="rw", description="mode on first start; later only config-only changes apply")
     allow_leave_archive: bool = Field(
         default=False, description="explicit override that lets a configured mode replace a persisted 'ar'"
     )
     quota_bytes: int | None = Field(default=None, ge=0, description="capacity limit; the disk's when unset")
     max_file_size: int = Field(default=1 << 40, ge=0, description="largest single upload in bytes")
-    jwt_audience: str = "storage"
-    heartbeat_seconds: float = Field(default=10.0, gt=0)
-    wal_segment_bytes: int = Field(default=4 << 20, ge=4096)
+    jwt_audience: str = Field(
+        default="storage", description="the `aud` a token must name to be accepted here"
+    )
+    heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="how often the element publishes its mode and capacity on Redis"
+    )
+    wal_segment_bytes: int = Field(
+        default=4 << 20,
+        ge=4096,
+        description="size of one write-ahead log segment file (zero-filled in advance)",
+    )
     io_threads: int = Field(
         default=32, ge=2, le=512, description="worker threads for disk I/O (fsyncs batch better with more)"
     )
-    write_chunk_bytes: int = Field(default=1 << 20, ge=4096)
-    read_chunk_bytes: int = Field(default=1 << 20, ge=4096)
+    write_chunk_bytes: int = Field(
+        default=1 << 20,
+        ge=4096,
+        description="bytes of an upload collected in memory before each write to disk",
+    )
+    read_chunk_bytes: int = Field(
+        default=1 << 20, ge=4096, description="bytes read from disk per download chunk"
+    )
     rate_limit_per_minute: int = Field(
         default=100, ge=0, description="requests a minute per service account (DESIGN section 8); 0 = off"
     )
