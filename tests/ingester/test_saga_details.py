@@ -12,6 +12,7 @@ import redis
 
 from artstore_common.cache import invalidation_channel, metadata_key
 from tests.support.cluster import Cluster, ClusterFactory, wait_for
+from tests.support.files import files_on_disk
 
 
 def _slow_body(seconds: float, pieces: int = 12) -> Iterator[bytes]:
@@ -34,6 +35,30 @@ def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: Clus
     assert len(cluster.catalog(response.json()["file_id"])) == 1
     [saga] = cluster.sagas(type="upload")
     assert saga["status"] == "completed"
+
+
+def test_an_upload_whose_saga_was_undone_meanwhile_is_503_and_stores_nothing(make_cluster: ClusterFactory):
+    # No heartbeat within the saga timeout: the admin takes the upload for abandoned and undoes its saga
+    # while the body is still arriving. For the client that is a server-side failure it can retry.
+    cluster = make_cluster(
+        modes=("rw",),
+        admin_settings={"saga_timeout_seconds": 2, "saga_recovery_seconds": 0.5},
+        ingester_settings={"saga_heartbeat_seconds": 60},
+    )
+    response = cluster.client().post(
+        "/files", content=_slow_body(6), headers={"X-Artstore-Filename": "too-slow.bin"}
+    )
+
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "SAGA_COMPENSATED"
+    assert "send the file again" in response.json()["detail"]
+    assert int(response.headers["Retry-After"]) >= 1
+    [saga] = cluster.sagas(type="upload")
+    assert saga["status"] == "compensated"
+    assert cluster.catalog(str(saga["file_id"])) == []
+    wait_for(
+        lambda: files_on_disk(cluster.elements["rw"].data_dir) == [], within=10, what="nothing on the element"
+    )
 
 
 def test_a_patch_the_element_refuses_leaves_file_and_catalog_as_they_were(make_cluster: ClusterFactory):

@@ -84,6 +84,13 @@ class InvalidTransition(Conflict):
     code, title = "INVALID_TRANSITION", "Mode transition not allowed"
 
 
+class SagaCompensated(Conflict):
+    """The saga was undone (its ingester looked gone), so nothing more may be written under it. Between
+    services a 409; the ingester tells its client 503: nothing was stored and the upload may be sent again."""
+
+    code, title = "SAGA_COMPENSATED", "Saga compensated"
+
+
 class PayloadTooLarge(ArtStoreError):
     status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
 

@@ -34,7 +34,7 @@ from artstore_admin.sagas import store
 from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
 from artstore_common.cache import invalidation_channel, metadata_key
-from artstore_common.errors import Conflict, NotFound, UpstreamProblem, ValidationFailed
+from artstore_common.errors import Conflict, NotFound, SagaCompensated, UpstreamProblem, ValidationFailed
 from artstore_common.redis import key
 
 _log = logging.getLogger("artstore.admin.sagas")
@@ -168,7 +168,7 @@ class SagaService:
             if saga["status"] == "completed":
                 return await self._described(connection, saga_id)
             if saga["status"] != "started":
-                raise Conflict(
+                raise SagaCompensated(
                     f"saga {saga_id} was {saga['status']} ({saga['error'] or 'no reason recorded'}); "
                     "what it wrote was undone, so it cannot complete: start a new saga and upload again"
                 )

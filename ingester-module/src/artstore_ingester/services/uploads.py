@@ -23,6 +23,8 @@ from artstore_common.errors import (
     ArtStoreError,
     Conflict,
     DependencyUnavailable,
+    SagaCompensated,
+    ServiceUnavailable,
     UpstreamProblem,
     ValidationFailed,
 )
@@ -105,6 +107,14 @@ class UploadService:
                 continue
             except UpstreamProblem as exc:
                 await self._admin.report_failure(saga.id, exc)
+                if exc.code == SagaCompensated.code:
+                    UPLOADS.labels("compensated").inc()
+                    raise ServiceUnavailable(
+                        "the upload took longer than its saga was kept alive and was undone; nothing was "
+                        "stored, send the file again",
+                        code=SagaCompensated.code,
+                        retry_after=1,
+                    ) from exc
                 if exc.status == 507 and not body.started:
                     ELEMENT_ATTEMPTS.labels(element.id, "full").inc()
                     failures.append(f"'{element.id}' is full")

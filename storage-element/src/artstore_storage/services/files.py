@@ -24,6 +24,7 @@ from artstore_common.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
+    SagaCompensated,
 )
 from artstore_storage.metrics import OPERATIONS, UPLOAD_BYTES, WRITE_STEP_SECONDS
 from artstore_storage.repositories import index
@@ -142,7 +143,7 @@ class FileService:
         if new.content_length is not None and new.content_length > self.max_file_size:
             raise PayloadTooLarge(self._too_large(new.content_length))
         if new.saga_id is not None and new.saga_id in self._compensated:
-            raise Conflict(f"saga {new.saga_id} was compensated; start a new saga")
+            raise SagaCompensated(f"saga {new.saga_id} was compensated; start a new saga")
         async with self._exclusive(new.file_id), self._tracked_write():
             clock = _StepClock(self._step_timers)
             reservation = Reservation(self.capacity)
@@ -190,7 +191,9 @@ class FileService:
             indexed = True
             clock.lap("index")
             if new.saga_id is not None and new.saga_id in self._compensated:
-                raise Conflict(f"saga {new.saga_id} was compensated while this upload ran; nothing stored")
+                raise SagaCompensated(
+                    f"saga {new.saga_id} was compensated while this upload ran; nothing stored"
+                )
             # Step 6: tell others (best effort, in the background).
             self.announcer.file_event("created", {"file_id": attrs.file_id, "size_bytes": attrs.size_bytes})
             # Step 7: commit; only now may the caller answer 201.
