@@ -21,15 +21,23 @@ def _slow_body(seconds: float, pieces: int = 12) -> Iterator[bytes]:
         yield b"s" * 4096
 
 
-def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: ClusterFactory):
+def _upload_outliving_the_saga_timeout(
+    make_cluster: ClusterFactory, heartbeat_seconds: float
+) -> tuple[Cluster, httpx.Response]:
+    """A 6 s upload to a cluster whose admin undoes a saga left without a heartbeat for 2 s."""
     cluster = make_cluster(
         modes=("rw",),
         admin_settings={"saga_timeout_seconds": 2, "saga_recovery_seconds": 0.5},
-        ingester_settings={"saga_heartbeat_seconds": 0.5},
+        ingester_settings={"saga_heartbeat_seconds": heartbeat_seconds},
     )
     response = cluster.client().post(
         "/files", content=_slow_body(6), headers={"X-Artstore-Filename": "slow.bin"}
     )
+    return cluster, response
+
+
+def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: ClusterFactory):
+    cluster, response = _upload_outliving_the_saga_timeout(make_cluster, heartbeat_seconds=0.5)
 
     assert response.status_code == 201, response.text
     assert len(cluster.catalog(response.json()["file_id"])) == 1
@@ -40,14 +48,7 @@ def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: Clus
 def test_an_upload_whose_saga_was_undone_meanwhile_is_503_and_stores_nothing(make_cluster: ClusterFactory):
     # No heartbeat within the saga timeout: the admin takes the upload for abandoned and undoes its saga
     # while the body is still arriving. For the client that is a server-side failure it can retry.
-    cluster = make_cluster(
-        modes=("rw",),
-        admin_settings={"saga_timeout_seconds": 2, "saga_recovery_seconds": 0.5},
-        ingester_settings={"saga_heartbeat_seconds": 60},
-    )
-    response = cluster.client().post(
-        "/files", content=_slow_body(6), headers={"X-Artstore-Filename": "too-slow.bin"}
-    )
+    cluster, response = _upload_outliving_the_saga_timeout(make_cluster, heartbeat_seconds=60)
 
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "SAGA_COMPENSATED"
