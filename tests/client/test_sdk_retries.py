@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from artstore_client import ApiError, Client, RetryWait
-from artstore_client._http import _retry_after_seconds
+from artstore_client.errors import _retry_after
 from tests.client.conftest import cluster_env
 from tests.support.cli import artstore
 from tests.support.cluster import Cluster, _api
@@ -119,19 +119,19 @@ def test_the_command_line_says_why_it_pauses_and_then_uploads(cluster: Cluster, 
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ("5", 5.0),
-        (" 0 ", 0.0),
+        ("5", 5),
+        (" 0 ", 0),
         (None, None),
         ("soon", None),
         ("-3", None),
-        (format_datetime(datetime.now(UTC) - timedelta(minutes=1), usegmt=True), 0.0),
+        (format_datetime(datetime.now(UTC) - timedelta(minutes=1), usegmt=True), 0),
     ],
 )
-def test_retry_after_is_read_as_seconds_or_a_date(header: str | None, expected: float | None) -> None:
-    assert _retry_after_seconds(header) == expected
+def test_retry_after_is_read_as_seconds_or_a_date(header: str | None, expected: int | None) -> None:
+    assert _retry_after(header) == expected
 
 
 def test_retry_after_as_a_date_in_the_future_counts_the_seconds_until_it() -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
-    seconds = _retry_after_seconds(later)
+    seconds = _retry_after(later)
     assert 15 <= (seconds or 0) <= 20

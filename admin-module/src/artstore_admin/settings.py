@@ -58,14 +58,6 @@ class AdminSettings(ServiceSettings):
     )
     secret_lifetime_days: int | None = Field(default=None, ge=1, description="default secret expiry")
 
-    # Rate limits (DESIGN section 8); per-account values override them.
-    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
-    rate_limit_burst: int = Field(
-        default=150,
-        ge=1,
-        description="requests an account may send at once before the per-minute rate applies",
-    )
-
     # Registry and discovery.
     se_poll_seconds: float = Field(default=10.0, gt=0, description="how often every element's /info is read")
     se_offline_poll_seconds: float = Field(

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -53,14 +52,16 @@ class RetryPolicy:
     backoff: float = 0.5
     on_wait: Callable[[RetryWait], None] | None = None
 
-    def wait_for(self, response: httpx.Response, retry: int) -> float | None:
+    def wait_for(self, refusal: ApiError, retry: int) -> float | None:
         """Seconds to wait before retry number `retry` (1-based) of this refusal; None: do not retry."""
-        if retry > self.attempts or response.status_code not in (429, 503):
+        if retry > self.attempts or refusal.status not in (429, 503):
             return None
-        if response.status_code == 503 and _problem_code(response) == _NOT_RETRIED_503:
+        if refusal.status == 503 and refusal.code == _NOT_RETRIED_503:
             return None
-        asked = _retry_after_seconds(response.headers.get("retry-after"))
-        wait = asked if asked is not None else self.backoff * 2 ** (retry - 1) * random.uniform(1.0, 1.5)
+        if refusal.retry_after is not None:
+            wait = float(refusal.retry_after)
+        else:
+            wait = self.backoff * 2 ** (retry - 1) * random.uniform(1.0, 1.5)
         return wait if wait <= self.max_wait else None
 
 
@@ -75,29 +76,6 @@ class RetryWait:
     seconds: float
     retry: int
     attempts: int
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """RFC 9110 s.10.2.3: delay-seconds or an HTTP-date; None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _problem_code(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, str) else f"HTTP_{response.status_code}"
 
 
 class Service:
@@ -190,21 +168,21 @@ class Service:
                     raise unreachable(exc, service=self.name, url=self.url) from None
                 finally:
                     response.close()
-                wait = self.retry.wait_for(response, retries + 1) if replayable else None
-                if wait is not None:
-                    retries += 1
-                    self._wait(response, wait, retries)
-                    if body is not None:
-                        body.rewind()
-                    continue
-                raise ApiError.from_response(response)
+                refusal = ApiError.from_response(response)
+                wait = self.retry.wait_for(refusal, retries + 1) if replayable else None
+                if wait is None:
+                    raise refusal
+                retries += 1
+                self._wait(refusal, wait, retries)
+                if body is not None:
+                    body.rewind()
+                continue
             return response
 
-    def _wait(self, response: httpx.Response, seconds: float, retry: int) -> None:
+    def _wait(self, refusal: ApiError, seconds: float, retry: int) -> None:
         if self.retry.on_wait is not None:
-            code = _problem_code(response)
             self.retry.on_wait(
-                RetryWait(self.name, response.status_code, code, seconds, retry, self.retry.attempts)
+                RetryWait(self.name, refusal.status, refusal.code, seconds, retry, self.retry.attempts)
             )
         time.sleep(seconds)
 

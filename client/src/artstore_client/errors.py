@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -73,7 +76,15 @@ class ApiError(ArtStoreError):
             )
         if isinstance(body, dict) and body.get("detail"):  # a problem without a code
             detail = body["detail"] if isinstance(body["detail"], str) else json.dumps(body["detail"])
-            return cls(status, f"HTTP_{status}", _one_line(detail), request_id=request_id, url=url, body=body)
+            return cls(
+                status,
+                f"HTTP_{status}",
+                _one_line(detail),
+                request_id=request_id,
+                retry_after=retry_after,
+                url=url,
+                body=body,
+            )
         text = response.text.strip() if response.content else ""
         return cls(
             status,
@@ -118,9 +129,18 @@ def _one_line(text: Any) -> str:
 
 
 def _retry_after(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    """RFC 9110 s.10.2.3: delay-seconds or an HTTP-date (whole seconds from now, at least 0); None when
+    absent or unreadable."""
+    if value is None:
         return None
-    return int(value.strip())
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, math.ceil(moment.timestamp() - time.time()))
 
 
 def unreachable(exc: httpx.TransportError, *, service: str, url: str) -> ServiceUnreachable:

@@ -46,6 +46,15 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint for traces; tracing is off when unset"
     )
+    # Rate limits (DESIGN section 8), one budget per service account; the admin's per-account values win.
+    rate_limit_per_minute: int = Field(
+        default=100, ge=0, description="requests a minute per service account; 0 turns rate limiting off"
+    )
+    rate_limit_burst: int = Field(
+        default=150,
+        ge=1,
+        description="requests an account may send at once before the per-minute rate applies",
+    )
     shutdown_grace_seconds: int = Field(
         default=30,
         ge=0,
@@ -91,12 +100,6 @@ class ClusterServiceSettings(ServiceSettings):
     )
     discovery_fallback_path: Path | None = Field(
         default=None, description="where the last discovery snapshot is kept for starts while Redis is down"
-    )
-    rate_limit_per_minute: int = Field(default=100, ge=0, description="0 turns rate limiting off")
-    rate_limit_burst: int = Field(
-        default=150,
-        ge=1,
-        description="requests an account may send at once before the per-minute rate applies",
     )
 
     def missing(self, *fields: str) -> list[str]:

@@ -59,10 +59,6 @@ class StorageSettings(ServiceSettings):
     read_chunk_bytes: int = Field(
         default=1 << 20, ge=4096, description="bytes read from disk per download chunk"
     )
-    rate_limit_per_minute: int = Field(
-        default=100, ge=0, description="requests a minute per service account (DESIGN section 8); 0 = off"
-    )
-    rate_limit_burst: int = Field(default=150, ge=1, description="requests an idle account may send at once")
     database_schema: str | None = Field(
         default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="index schema; se_<element_id> if unset"
     )
