@@ -1,7 +1,11 @@
+import json
 import re
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import redis
 
 from tests.support.files import attr_json, files_on_disk, put, shard
 
@@ -180,3 +184,36 @@ def test_a_kill_mid_upload_is_rolled_back_and_counted_by_recovery(make_se, clien
     assert client_for(se).get(f"/files/{file_id}").status_code == 404
     assert files_on_disk(se.data_dir) == []
     assert list((se.data_dir / "tmp").iterdir()) == []
+
+
+def test_every_change_is_announced_on_the_file_events_channel_in_order(make_se, client_for, infra):
+    se = make_se("edit")
+    client = client_for(se)
+    listener = redis.Redis.from_url(infra.redis_url, socket_timeout=5)
+    subscription = listener.pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(f"{infra.redis_namespace}:file-events")
+    try:
+        # Uploads in flight together, so that events of one moment share a pipelined publish.
+        bodies = [f"announced {i}".encode() * (i + 1) for i in range(24)]
+        with ThreadPoolExecutor(8) as pool:
+            created = list(pool.map(lambda body: put(client, body).json(), bodies))
+        changed = created[0]["file_id"]
+        assert client.patch(f"/files/{changed}/attributes", json={"tags": ["x"]}).status_code == 200
+        assert client.delete(f"/files/{changed}").status_code == 200
+
+        events: list[dict[str, object]] = []
+        deadline = time.monotonic() + 10
+        while len(events) < len(bodies) + 2 and time.monotonic() < deadline:
+            message = subscription.get_message(timeout=1)
+            if message is not None:
+                events.append(json.loads(message["data"]))
+    finally:
+        subscription.close()
+        listener.close()
+
+    assert all(event["storage_element_id"] == se.element_id for event in events)
+    sizes = {event["file_id"]: event["size_bytes"] for event in events if event["event"] == "created"}
+    assert sizes == {attrs["file_id"]: attrs["size_bytes"] for attrs in created}
+    about_changed = [event["event"] for event in events if event["file_id"] == changed]
+    assert about_changed == ["created", "updated", "deleted"]
+    assert len(events) == len(bodies) + 2

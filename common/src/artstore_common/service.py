@@ -26,7 +26,15 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 def build_app(
     service: str, settings: ServiceSettings, lifespan: Callable[[FastAPI], AsyncIterator[None]] | Lifespan
 ) -> FastAPI:
-    app = FastAPI(title=f"ArtStore {service}", version="0.1.0", lifespan=lifespan)  # type: ignore[arg-type]
+    app = FastAPI(
+        title=f"ArtStore {service}",
+        version="0.1.0",
+        lifespan=lifespan,  # type: ignore[arg-type]
+        # FastAPI's own OpenTelemetry middleware stays off: setup_tracing instruments the app when an OTLP
+        # endpoint is configured. Left on, it asked OpenTelemetry for a provider (an os.environ lookup)
+        # on every request, and would trace each request twice once a provider is set.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.health = health.HealthChecks()
     install_error_handlers(app)
     app.include_router(health.router)

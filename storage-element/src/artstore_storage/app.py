@@ -94,6 +94,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             _log.warning("recovery rolled back %d unfinished transaction(s)", len(report.rolled_back))
 
         servable = (await asyncio.to_thread(scan, layout)).servable
+        placer = ThreadPoolExecutor(settings.place_threads, "se-place")
         capacity = Capacity(layout.root, settings.quota_bytes)
 
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
@@ -110,6 +111,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             announcer=announcer,
             max_file_size=settings.max_file_size,
             chunk_bytes=settings.write_chunk_bytes,
+            placer=placer,
         )
         files.recount(servable)
         files.mode = mode
@@ -138,6 +140,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             wal.close()
             await index_writer.close()
             await engine.dispose()
+            await asyncio.to_thread(placer.shutdown)
 
     app = build_app(SERVICE, settings, lifespan)
     app.state.settings = settings

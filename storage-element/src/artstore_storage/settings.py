@@ -51,6 +51,13 @@ class StorageSettings(ServiceSettings):
     io_threads: int = Field(
         default=32, ge=2, le=512, description="worker threads for disk I/O (fsyncs batch better with more)"
     )
+    place_threads: int = Field(
+        default=6,
+        ge=1,
+        le=64,
+        description="threads that make finished uploads durable and rename them into place "
+        "(fewer than io_threads: each upload's dozen blocking calls wait less for the GIL)",
+    )
     write_chunk_bytes: int = Field(
         default=1 << 20,
         ge=4096,

@@ -37,6 +37,14 @@ async def index_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         raise _unavailable(exc) from exc
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release, which asyncpg makes a round trip (RESET ALL, UNLISTEN, CLOSE ALL...).
+
+    The index writer's one statement changes no session state, so there is nothing to reset; asyncpg still
+    rolls back a transaction left open before calling this.
+    """
+
+
 class IndexWriter:
     """The upload path's one statement, the index upsert, on a plain asyncpg pool.
 
@@ -60,6 +68,7 @@ class IndexWriter:
             timeout=5,
             command_timeout=30,
             server_settings={"application_name": "artstore", "search_path": self._schema},
+            reset=_keep_session,
         )
 
     async def close(self) -> None:

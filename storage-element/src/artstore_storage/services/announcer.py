@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from artstore_common.redis import key
 
 _log = logging.getLogger("artstore.storage.announcer")
+_MAX_QUEUED_EVENTS = 10_000
 
 
 class Announcer:
@@ -30,21 +31,29 @@ class Announcer:
         self.heartbeat_channel = key(namespace, "storage-elements", "heartbeat")
         self.events_channel = key(namespace, "file-events")
         self.last_heartbeat_ok: bool | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._events: list[str] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def file_event(self, event: str, payload: dict[str, Any]) -> None:
-        if self.redis is None:
-            return
-        message = json.dumps({"event": event, "storage_element_id": self.element_id, **payload}, default=str)
-        task = asyncio.get_running_loop().create_task(self._publish(self.events_channel, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Queue an event; the events of one moment go out in one pipelined round trip, in order."""
+        if self.redis is None or len(self._events) >= _MAX_QUEUED_EVENTS:
+            return  # best effort: while Redis does not keep up, drop events rather than grow memory
+        self._events.append(
+            json.dumps({"event": event, "storage_element_id": self.element_id, **payload}, default=str)
+        )
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_events())
 
-    async def _publish(self, channel: str, message: str) -> None:
+    async def _send_events(self) -> None:
         assert self.redis is not None
-        # A lost event is healed by the next heartbeat.
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await self.redis.publish(channel, message)
+        while self._events:
+            batch, self._events = self._events, []
+            # A lost event is healed by the next heartbeat.
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.events_channel, message)
+                    await pipe.execute()
 
     async def beat(self, state: dict[str, Any]) -> bool:
         if self.redis is None:
@@ -71,7 +80,7 @@ class Announcer:
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
         if self.redis is not None:
             await self.redis.aclose()
