@@ -33,7 +33,6 @@ from artstore_storage.services._db import IndexWriter, index_transaction
 from artstore_storage.services.announcer import Announcer
 from artstore_storage.storage._durable import (
     fsync_dir,
-    make_dirs,
     replace_durably,
     write_file_durably,
 )
@@ -49,6 +48,7 @@ from artstore_storage.storage.capacity import Capacity, Reservation
 from artstore_storage.storage.layout import Layout
 from artstore_storage.storage.modes import Operation, check_allowed
 from artstore_storage.storage.recovery import undo
+from artstore_storage.storage.shards import ShardDirectories
 from artstore_storage.storage.staging import StagedFile
 from artstore_storage.storage.wal import WalRecord, WriteAheadLog
 
@@ -99,6 +99,7 @@ class FileService:
         # Labelled once here rather than per upload: a label lookup takes the metric's lock.
         self._step_timers = {step: WRITE_STEP_SECONDS.labels(element_id, step) for step in _WRITE_STEPS}
         self.layout = layout
+        self._shards = ShardDirectories(layout)
         self.wal = wal
         self.capacity = capacity
         self.engine = engine
@@ -225,10 +226,11 @@ class FileService:
         # in parallel they saved no time, and a second thread to hand over to cost some.
         staged.sync_and_close()
         write_file_durably(attr_temp, attrs.to_json_bytes())
-        changed = self._rename_into_place(new.file_id, staged.path, attr_temp)
+        directories = self._rename_into_place(new.file_id, staged.path, attr_temp)
         # A rename (or mkdir) is durable only once the directory holding the entry is fsynced.
-        for directory in changed:
+        for directory in directories:
             fsync_dir(directory)
+        self._shards.settle(new.file_id)
         return attrs
 
     def _attributes_for(self, new: NewFile, size: int, sha256: str) -> FileAttributes:
@@ -251,13 +253,12 @@ class FileService:
         )
 
     def _rename_into_place(self, file_id: uuid.UUID, data: Path, attr_temp: Path) -> list[Path]:
-        shard = self.layout.shard(file_id)
-        changed = make_dirs(shard)
+        directories = self._shards.prepare(file_id)
         # Step 4: data first, then attr.json, which makes the file visible: a reader that finds
         # attr.json always finds the bytes.
         os.replace(data, self.layout.data_path(file_id))
         os.replace(attr_temp, self.layout.attr_path(file_id))
-        return [shard, *changed]
+        return directories
 
     def _refuse_existing(self, file_id: uuid.UUID) -> None:
         if self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists():

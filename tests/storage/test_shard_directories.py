@@ -1,0 +1,44 @@
+"""Which directories an upload fsyncs after renaming into its shard (files/ab/cd/)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from artstore_storage.storage.layout import Layout
+from artstore_storage.storage.shards import ShardDirectories
+
+
+def _id(prefix: str) -> uuid.UUID:
+    return uuid.UUID(prefix + str(uuid.uuid4())[len(prefix) :])
+
+
+def test_a_shard_is_fsynced_into_its_parents_until_an_upload_has_settled_it(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    layout.create()
+    shards = ShardDirectories(layout)
+    first, neighbour, cousin = _id("abcd"), _id("abcd"), _id("abef")
+
+    # A new shard: its own entries, its entry in files/ab and files/ab's entry in files/.
+    assert shards.prepare(first) == [layout.files / "ab" / "cd", layout.files / "ab", layout.files]
+    assert (layout.files / "ab" / "cd").is_dir()
+
+    # Another upload finds the shard before the first one's fsyncs are done: it must not trust the
+    # directory to survive a crash, so it names the parents too.
+    assert shards.prepare(neighbour) == [layout.files / "ab" / "cd", layout.files / "ab", layout.files]
+
+    shards.settle(first)
+    assert shards.prepare(neighbour) == [layout.files / "ab" / "cd"]
+    # files/ab is settled, a new shard in it still needs its own entry there made durable.
+    assert shards.prepare(cousin) == [layout.files / "ab" / "ef", layout.files / "ab"]
+
+
+def test_shards_found_on_disk_at_start_are_fsynced_once_more_before_they_are_trusted(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    layout.create()
+    (layout.files / "12" / "34").mkdir(parents=True)
+    shards = ShardDirectories(layout)  # a restarted element knows nothing of what it made before
+    file_id = _id("1234")
+    assert shards.prepare(file_id) == [layout.files / "12" / "34", layout.files / "12", layout.files]
+    shards.settle(file_id)
+    assert shards.prepare(_id("1234")) == [layout.files / "12" / "34"]
