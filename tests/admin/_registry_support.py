@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ import httpx
 import redis
 
 from artstore_common.discovery import discovery_key
+from tests.support.infra import own_namespace as infra_namespace
 
 T = TypeVar("T")
 QUOTA = 10**9  # a fixed quota keeps free space steady, so only real changes move the snapshot
@@ -19,7 +19,7 @@ QUOTA = 10**9  # a fixed quota keeps free space steady, so only real changes mov
 
 def own_namespace() -> str:
     # Every admin publishes at the discovery key of its namespace; one per test keeps versions comparable.
-    return f"artstore-test-disc-{uuid.uuid4().hex[:8]}"
+    return infra_namespace("disc")
 
 
 def api(admin: Any) -> httpx.Client:

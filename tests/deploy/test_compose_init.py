@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from tests.deploy._checks import INIT_SCRIPT
-from tests.support.infra import Infra
+from tests.support.infra import Infra, own_namespace
 from tests.support.processes import AdminModule, StorageElement, admin_module, storage_element
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("compose-init")
-    namespace = f"artstore-test-init-{uuid.uuid4().hex[:8]}"
+    namespace = own_namespace("init")
     admin = admin_module(
         database_url=infra.database_url,
         redis_url=infra.redis_url,

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from tests.e2e._devup import DevUp, free_base_port
 from tests.support.cli import base_env
+from tests.support.infra import RUN_NAMESPACE, delete_namespace_keys, own_namespace
 
 DevUpFactory = Callable[..., DevUp]
 
@@ -51,7 +52,7 @@ def _clusters(workdir: Path) -> Iterator[DevUpFactory]:
             env["ARTSTORE_DATABASE_URL"] = _dsn(server_url, database)
         if redis_url and not embedded:
             env["ARTSTORE_REDIS_URL"] = redis_url
-            env["ARTSTORE_REDIS_NAMESPACE"] = f"artstore-e2e-{run}"
+            env["ARTSTORE_REDIS_NAMESPACE"] = own_namespace("e2e")
         cluster = DevUp(workdir / f"cluster-{run}", free_base_port(), env)
         clusters.append(cluster)
         return cluster
@@ -64,6 +65,8 @@ def _clusters(workdir: Path) -> Iterator[DevUpFactory]:
         for database in databases:
             assert server_url is not None
             asyncio.run(_execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        if redis_url:
+            delete_namespace_keys(redis_url, RUN_NAMESPACE)
 
 
 @pytest.fixture

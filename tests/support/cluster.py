@@ -16,7 +16,7 @@ import httpx
 import psutil
 
 from tests.support.files import files_on_disk
-from tests.support.infra import Infra, query
+from tests.support.infra import Infra, own_namespace, query
 from tests.support.processes import (
     AdminModule,
     ServiceProcess,
@@ -191,7 +191,7 @@ def cluster_factory(infra: Infra, base: Path, made: list[tuple[Cluster | None, l
     ) -> Cluster:
         processes: list[Any] = []
         made.append((None, processes))
-        namespace = f"artstore-test-ing-{uuid.uuid4().hex[:8]}"
+        namespace = own_namespace("cluster")
         schema = f"admin_{uuid.uuid4().hex[:10]}"
         admin = admin_module(
             database_url=infra.database_url,

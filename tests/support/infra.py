@@ -18,9 +18,37 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import redis
 from sqlalchemy.engine import make_url
 
 from artstore_common.embedded import EmbeddedPostgres, EmbeddedRedis
+
+# Every Redis namespace this process makes starts with this, so that it can delete its keys when done: some
+# (discovery snapshots) have no expiry and would otherwise stay in a shared Redis for good.
+RUN_NAMESPACE = f"artstore-test-{uuid.uuid4().hex[:10]}"
+
+
+def own_namespace(kind: str) -> str:
+    """A Redis namespace of its own for one cluster or test, under this process's RUN_NAMESPACE."""
+    return f"{RUN_NAMESPACE}-{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def delete_namespace_keys(redis_url: str, prefix: str) -> int:
+    """Delete every key that starts with `prefix` (best effort: a Redis already gone is not an error)."""
+    deleted = 0
+    with (
+        contextlib.suppress(redis.RedisError, OSError),
+        redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5) as client,
+    ):
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += client.unlink(*batch)
+    return deleted
 
 
 @dataclass(frozen=True)
@@ -73,9 +101,10 @@ def test_infra(workdir: Path) -> Iterator[Infra]:
     try:
         asyncio.run(_create_database(server_url, database))
         try:
-            yield Infra(_admin_dsn(server_url, database), redis_url, f"artstore-test-{run}")
+            yield Infra(_admin_dsn(server_url, database), redis_url, own_namespace("infra"))
         finally:
             asyncio.run(_drop_database(server_url, database))
+            delete_namespace_keys(redis_url, RUN_NAMESPACE)
     finally:
         for server in reversed(embedded):
             with contextlib.suppress(Exception):
