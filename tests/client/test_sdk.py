@@ -29,7 +29,7 @@ from artstore_client import (
 from artstore_common.embedded import free_port
 from tests.client.conftest import cluster_env
 from tests.support.cluster import Cluster
-from tests.support.infra import Infra
+from tests.support.infra import Infra, own_namespace
 from tests.support.processes import AdminModule, admin_module
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def other_admin(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Itera
     admin = admin_module(
         database_url=infra.database_url,
         redis_url=infra.redis_url,
-        redis_namespace=f"artstore-test-sdk-{uuid.uuid4().hex[:8]}",
+        redis_namespace=own_namespace("sdk"),
         log_dir=tmp_path_factory.mktemp("other-admin"),
         name=schema,
         schema=schema,
