@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from tests.e2e._devup import DevUp, free_base_port
 from tests.support.cli import base_env
-from tests.support.infra import RUN_NAMESPACE, delete_namespace_keys, own_namespace
+from tests.support.infra import delete_namespace_keys, own_namespace
 
 DevUpFactory = Callable[..., DevUp]
 
@@ -41,6 +41,7 @@ def _clusters(workdir: Path) -> Iterator[DevUpFactory]:
     redis_url = os.environ.get("ARTSTORE_TEST_REDIS_URL")
     clusters: list[DevUp] = []
     databases: list[str] = []
+    namespaces: list[str] = []
 
     def make(*, embedded: bool = False) -> DevUp:
         env = base_env()
@@ -52,7 +53,9 @@ def _clusters(workdir: Path) -> Iterator[DevUpFactory]:
             env["ARTSTORE_DATABASE_URL"] = _dsn(server_url, database)
         if redis_url and not embedded:
             env["ARTSTORE_REDIS_URL"] = redis_url
-            env["ARTSTORE_REDIS_NAMESPACE"] = own_namespace("e2e")
+            namespace = own_namespace("e2e")
+            namespaces.append(namespace)
+            env["ARTSTORE_REDIS_NAMESPACE"] = namespace
         cluster = DevUp(workdir / f"cluster-{run}", free_base_port(), env)
         clusters.append(cluster)
         return cluster
@@ -65,8 +68,10 @@ def _clusters(workdir: Path) -> Iterator[DevUpFactory]:
         for database in databases:
             assert server_url is not None
             asyncio.run(_execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        if redis_url:
-            delete_namespace_keys(redis_url, RUN_NAMESPACE)
+        # Only its own namespaces: clusters of session-wide fixtures under RUN_NAMESPACE may still be running.
+        for namespace in namespaces:
+            assert redis_url is not None
+            delete_namespace_keys(redis_url, f"{namespace}:")
 
 
 @pytest.fixture

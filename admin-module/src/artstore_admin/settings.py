@@ -5,23 +5,21 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from artstore_common.settings import ServiceSettings
+from artstore_common.settings import Audience, SchemaName, ServiceSettings
 
 
 class AdminSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_ADMIN_", extra="ignore", validate_default=True)
 
-    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
     public_url: str | None = Field(
         default=None,
         description="the URL clients use to reach this admin (metadata, JWKS); from host:port if unset",
     )
-    database_schema: str = Field(
+    database_schema: SchemaName = Field(
         default="admin",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema of the admin's tables (the catalog the query modules read)",
     )
-    jwt_audience: str = Field(default="admin", description="the `aud` a token must name to be accepted here")
+    jwt_audience: Audience = "admin"
 
     # Keys and tokens (DESIGN section 2).
     key_encryption_key: SecretStr | None = Field(

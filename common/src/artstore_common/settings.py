@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Fields each service declares with a default of its own: the constraint and the words are written once here.
+Port = Annotated[int, Field(ge=1, le=65535, description="TCP port to listen on")]
+Audience = Annotated[str, Field(description="the `aud` a token must name to be accepted here")]
+SCHEMA_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+SchemaName = Annotated[str, Field(pattern=SCHEMA_NAME_PATTERN)]
 
 
 class ServiceSettings(BaseSettings):
@@ -17,7 +24,7 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1",
         description="address to listen on (0.0.0.0 for every interface, as in containers)",
     )
-    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
+    port: Port = 8000
     log_level: str = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs are JSON lines on stderr"
     )

@@ -5,16 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from artstore_common.settings import ClusterServiceSettings
+from artstore_common.settings import Audience, ClusterServiceSettings, Port
 
 
 class IngesterSettings(ClusterServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_INGESTER_", extra="ignore", validate_default=True)
 
-    port: int = Field(default=8020, ge=1, le=65535, description="TCP port to listen on")
-    jwt_audience: str = Field(
-        default="ingester", description="the `aud` a token must name to be accepted here"
-    )
+    port: Port = 8020
+    jwt_audience: Audience = "ingester"
 
     max_upload_bytes: int = Field(
         default=1 << 40, ge=0, description="the largest file accepted; a larger body is refused with 413"

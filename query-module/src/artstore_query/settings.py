@@ -5,18 +5,17 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from artstore_common.settings import ClusterServiceSettings
+from artstore_common.settings import Audience, ClusterServiceSettings, Port, SchemaName
 
 
 class QuerySettings(ClusterServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_QUERY_", extra="ignore", validate_default=True)
 
-    port: int = Field(default=8030, ge=1, le=65535, description="TCP port to listen on")
-    jwt_audience: str = Field(default="query", description="the `aud` a token must name to be accepted here")
+    port: Port = 8030
+    jwt_audience: Audience = "query"
 
-    database_schema: str = Field(
+    database_schema: SchemaName = Field(
         default="admin",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="the schema of the admin's catalog (ARTSTORE_ADMIN_DATABASE_SCHEMA); read, never migrated",
     )
     database_pool_size: int = Field(

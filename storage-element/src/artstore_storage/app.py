@@ -64,8 +64,9 @@ async def _apply_index_fixes(engine: AsyncEngine, fixes: IndexFixes) -> None:
 def create_app(settings: StorageSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Every fsync and hash runs in a worker thread; the default pool (cores + 4) would make
-        # concurrent uploads queue behind each other's fsyncs instead of sharing journal commits.
+        # Streamed writes and hashing, reads and WAL batches run in these worker threads (the placing of
+        # finished uploads in the place threads below); the default pool (cores + 4) would make large
+        # concurrent uploads queue behind each other's writes.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(settings.io_threads, "se-io"))
         if settings.database_url is None:
             raise RuntimeError("ARTSTORE_SE_DATABASE_URL is not set (artstore dev up sets it for you)")

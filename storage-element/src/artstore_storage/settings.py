@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from artstore_common.settings import ServiceSettings
+from artstore_common.settings import SCHEMA_NAME_PATTERN, Audience, Port, ServiceSettings
 
 Mode = Literal["edit", "rw", "ro", "ar"]
 
@@ -14,7 +14,7 @@ Mode = Literal["edit", "rw", "ro", "ar"]
 class StorageSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ARTSTORE_SE_", extra="ignore", validate_default=True)
 
-    port: int = Field(default=8010, ge=1, le=65535, description="TCP port to listen on")
+    port: Port = 8010
     element_id: str = Field(
         default="se-01",
         pattern=r"^[a-z0-9][a-z0-9\-]{0,39}$",
@@ -37,9 +37,7 @@ class StorageSettings(ServiceSettings):
     )
     quota_bytes: int | None = Field(default=None, ge=0, description="capacity limit; the disk's when unset")
     max_file_size: int = Field(default=1 << 40, ge=0, description="largest single upload in bytes")
-    jwt_audience: str = Field(
-        default="storage", description="the `aud` a token must name to be accepted here"
-    )
+    jwt_audience: Audience = "storage"
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, description="how often the element publishes its mode and capacity on Redis"
     )
@@ -49,7 +47,10 @@ class StorageSettings(ServiceSettings):
         description="size of one write-ahead log segment file (zero-filled in advance)",
     )
     io_threads: int = Field(
-        default=32, ge=2, le=512, description="worker threads for disk I/O (fsyncs batch better with more)"
+        default=32,
+        ge=2,
+        le=512,
+        description="worker threads for the other disk I/O: streamed writes and hashing, reads, WAL batches",
     )
     place_threads: int = Field(
         default=6,
@@ -66,8 +67,9 @@ class StorageSettings(ServiceSettings):
     read_chunk_bytes: int = Field(
         default=1 << 20, ge=4096, description="bytes read from disk per download chunk"
     )
+    # Not SchemaName: inside `| None` its pattern would still be checked but not shown in the reference.
     database_schema: str | None = Field(
-        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="index schema; se_<element_id> if unset"
+        default=None, pattern=SCHEMA_NAME_PATTERN, description="index schema; se_<element_id> if unset"
     )
 
     @property

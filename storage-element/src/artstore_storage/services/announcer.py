@@ -48,7 +48,7 @@ class Announcer:
         assert self.redis is not None
         while self._events:
             batch, self._events = self._events, []
-            # A lost event is healed by the next heartbeat.
+            # Best effort: a lost event is not sent again (the heartbeat restores capacity and mode).
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for message in batch:

@@ -37,7 +37,7 @@ def replace_durably(temp: Path, final: Path, data: bytes) -> None:
 def make_dirs(path: Path) -> list[Path]:
     """Create `path` and missing parents without syncing; return the directories whose entries changed.
 
-    The caller fsyncs them (in parallel) before the operation counts as durable.
+    The caller fsyncs them before the operation counts as durable.
     """
     missing = []
     probe = path

@@ -34,7 +34,7 @@ class ShardDirectories:
         make_dirs(shard)
         directories = [shard, shard.parent]
         if text[0:2] not in self._settled:
-            directories.append(shard.parent.parent)
+            directories.append(self._layout.files)
         return directories
 
     def settle(self, file_id: uuid.UUID) -> None:
