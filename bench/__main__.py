@@ -59,18 +59,20 @@ def _log(message: str) -> None:
 
 def _diagnostics(upload: Metric, small: Metric, download: Metric) -> list[str]:
     latency = small.details["latency_ms"]
-    bare = small.details["bare_client"]
+    steps = small.details["write_steps_ms"]
+    httpx_small = small.details["httpx_client"]
     protocol = small.details["baseline_write_protocol"]
     cpu = small.details["cpu_ms_per_upload"]
     httpx_download = download.details["httpx_client"]
     warm = download.details["page_cache"]
     return [
-        f"small uploads (httpx): p50 {latency['p50']} ms, p99 {latency['p99']} ms; CPU per upload: client "
-        f"{cpu['client']} ms, element {cpu['element']} ms, PostgreSQL+Redis {cpu['postgres_redis']} ms",
-        f"small uploads (bare client): {bare['value']:.0f} files/s, p50 {bare['latency_ms']['p50']} ms; "
-        f"raw loop through the write protocol: {protocol['value']:.0f} files/s",
+        f"small uploads (bare client): p50 {latency['p50']} ms, p99 {latency['p99']} ms; CPU per upload: "
+        f"client {cpu['client']} ms, element {cpu['element']} ms, PostgreSQL+Redis {cpu['postgres_redis']} ms",
+        f"small uploads (httpx): {httpx_small['value']:.0f} files/s, p50 {httpx_small['latency_ms']['p50']} "
+        f"ms, client CPU {httpx_small['cpu_ms_per_upload']['client']} ms per upload; raw loop through the "
+        f"write protocol: {protocol['value']:.0f} files/s",
         "small uploads (bare client), mean ms per write step: "
-        + ", ".join(f"{step} {ms}" for step, ms in bare["write_steps_ms"].items()),
+        + ", ".join(f"{step} {ms}" for step, ms in steps.items() if step != "what"),
         f"download, evicted (httpx): {httpx_download['value']:.0f} MiB/s; from the page cache: plain read "
         f"{warm['httpx']['plain_read']:.0f} MiB/s, SE {warm['httpx']['value']:.0f} MiB/s (httpx), "
         f"{warm['bare_socket']['value']:.0f} MiB/s (bare client)",

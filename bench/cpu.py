@@ -36,13 +36,20 @@ def _seconds(processes: list[psutil.Process]) -> dict[int, float]:
     return found
 
 
+def _element(element_pid: int) -> list[psutil.Process]:
+    """The element's process and its own helpers (the storage element's disk agent)."""
+    element = psutil.Process(element_pid)
+    return [element, *element.children(recursive=True)]
+
+
 def _helpers(client: psutil.Process, element_pid: int, database: str) -> list[psutil.Process]:
     """Redis (our child) and the PostgreSQL backends serving this run's database.
 
     The server's shared processes (WAL writer, checkpointer) are not counted: with an external server
     they serve other databases too.
     """
-    helpers = [p for p in client.children(recursive=True) if p.pid != element_pid]
+    element = {p.pid for p in _element(element_pid)}
+    helpers = [p for p in client.children(recursive=True) if p.pid not in element]
     title = f" {database} "
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info.get("cmdline") or []
@@ -93,12 +100,13 @@ class CpuMeter:
         self.usage = CpuUsage()
 
     def _sample(self) -> tuple[float, float, dict[int, float], dict[int, float], float]:
-        element = _seconds([psutil.Process(self._element_pid)])
+        element = _seconds(self._element)
         helpers = _seconds(self._helpers)
         client = _seconds([self._client])[self._client.pid]
         return time.perf_counter(), client, element, helpers, _busy_seconds()
 
     def __enter__(self) -> CpuMeter:
+        self._element = _element(self._element_pid)
         self._helpers = _helpers(self._client, self._element_pid, self._database)
         self._start = self._sample()
         return self

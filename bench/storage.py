@@ -275,8 +275,10 @@ def small_uploads(target: Target, profile: Profile, raw_dir: Path, ledger: CpuLe
             f"threads, {protocol[-1]:.0f} through the write protocol; SE {httpx_series.rates[-1]:.0f} "
             f"uploads/s (httpx), {bare_series.rates[-1]:.0f} (bare client)"
         )
-    rate = statistics.median(httpx_series.rates)
-    headline = httpx_series.summary()
+    # The headline is the bare client's: client and element share this machine's two cores, and httpx
+    # spends about as much CPU per request as the element, so its rate measures the pair. Both are kept.
+    rate = statistics.median(bare_series.rates)
+    headline = bare_series.summary()
 
     def versus(name: str, samples: list[float]) -> dict[str, Any]:
         value = statistics.median(samples)
@@ -294,12 +296,13 @@ def small_uploads(target: Target, profile: Profile, raw_dir: Path, ledger: CpuLe
         "warmup_count": profile.small_warmup,
         "concurrency": profile.concurrency,
         "aggregate": "median of rounds; each round runs the raw loops, then the SE with each client",
-        "client": "httpx.AsyncClient, one keep-alive connection per concurrent worker",
+        "client": "bare keep-alive HTTP/1.1 connections (bench/rawhttp.py), one per concurrent worker; each "
+        "answer's status and sha256 are checked",
         "latency_ms": headline["latency_ms"],
         "cpu_ms_per_upload": headline["cpu_ms_per_upload"],
         "write_steps_ms": {
             "what": "mean time an upload spent in each step of the element's write protocol "
-            "(artstore_storage_write_step_seconds), waits for threads and fsyncs included",
+            "(artstore_storage_write_step_seconds), waits for the disk agent and fsyncs included",
             **headline["write_steps_ms"],
         },
         "cpu": headline["cpu"],
@@ -311,10 +314,10 @@ def small_uploads(target: Target, profile: Profile, raw_dir: Path, ledger: CpuLe
             "data, rename, attr.json, directory fsyncs; no HTTP, PostgreSQL or Redis)",
             protocol,
         ),
-        "bare_client": {
-            "what": "the same uploads from bare keep-alive connections (bench/rawhttp.py), whose CPU cost is "
-            "about a tenth of httpx's: the element's own rate on this machine",
-            **bare_series.summary(),
+        "httpx_client": {
+            "what": "the same uploads from httpx.AsyncClient, one keep-alive connection per worker; httpx "
+            "spends about as much CPU per request as the element, on the same two cores",
+            **httpx_series.summary(),
         },
     }
     return Metric(
@@ -322,7 +325,7 @@ def small_uploads(target: Target, profile: Profile, raw_dir: Path, ledger: CpuLe
         title=f"{profile.small_bytes // 1024} KiB uploads, concurrency {profile.concurrency}",
         unit="files/s",
         value=rate,
-        samples=httpx_series.rates,
+        samples=bare_series.rates,
         baseline_name="raw loop, sequential: write + sha256 + fsync per file",
         baseline=statistics.median(sequential),
         baseline_samples=sequential,

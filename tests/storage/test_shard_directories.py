@@ -1,4 +1,4 @@
-"""Which directories an upload fsyncs after renaming into its shard (files/ab/cd/)."""
+"""Which directories an upload fsyncs after renaming into its shard (files/ab/cd/), and who creates it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 from artstore_storage.storage.layout import Layout
+from artstore_storage.storage.placing import Placement, place
 from artstore_storage.storage.shards import ShardDirectories
 
 
@@ -20,17 +21,16 @@ def test_a_shard_is_fsynced_into_its_parents_until_an_upload_has_settled_it(tmp_
     first, neighbour, cousin = _id("abcd"), _id("abcd"), _id("abef")
 
     # A new shard: its own entries, its entry in files/ab and files/ab's entry in files/.
-    assert shards.prepare(first) == [layout.files / "ab" / "cd", layout.files / "ab", layout.files]
-    assert (layout.files / "ab" / "cd").is_dir()
+    assert shards.to_sync(first) == (layout.files / "ab" / "cd", layout.files / "ab", layout.files)
 
     # Another upload finds the shard before the first one's fsyncs are done: it must not trust the
     # directory to survive a crash, so it names the parents too.
-    assert shards.prepare(neighbour) == [layout.files / "ab" / "cd", layout.files / "ab", layout.files]
+    assert shards.to_sync(neighbour) == (layout.files / "ab" / "cd", layout.files / "ab", layout.files)
 
     shards.settle(first)
-    assert shards.prepare(neighbour) == [layout.files / "ab" / "cd"]
+    assert shards.to_sync(neighbour) == (layout.files / "ab" / "cd",)
     # files/ab is settled, a new shard in it still needs its own entry there made durable.
-    assert shards.prepare(cousin) == [layout.files / "ab" / "ef", layout.files / "ab"]
+    assert shards.to_sync(cousin) == (layout.files / "ab" / "ef", layout.files / "ab")
 
 
 def test_shards_found_on_disk_at_start_are_fsynced_once_more_before_they_are_trusted(tmp_path: Path) -> None:
@@ -39,6 +39,29 @@ def test_shards_found_on_disk_at_start_are_fsynced_once_more_before_they_are_tru
     (layout.files / "12" / "34").mkdir(parents=True)
     shards = ShardDirectories(layout)  # a restarted element knows nothing of what it made before
     file_id = _id("1234")
-    assert shards.prepare(file_id) == [layout.files / "12" / "34", layout.files / "12", layout.files]
+    assert shards.to_sync(file_id) == (layout.files / "12" / "34", layout.files / "12", layout.files)
     shards.settle(file_id)
-    assert shards.prepare(_id("1234")) == [layout.files / "12" / "34"]
+    assert shards.to_sync(_id("1234")) == (layout.files / "12" / "34",)
+
+
+def test_placing_into_a_missing_shard_creates_it_and_leaves_nothing_in_tmp(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    layout.create()
+    shards = ShardDirectories(layout)
+    file_id = _id("5678")
+    head = layout.temp_path("tx1", "data")
+    head.write_bytes(b"written while streaming, ")  # a large upload's earlier buffers
+    place(
+        Placement(
+            data_temp=head,
+            tail=b"then the last bytes",
+            attr_temp=layout.temp_path("tx1", "attr"),
+            attributes=b'{"file_id": "..."}',
+            data_final=layout.data_path(file_id),
+            attr_final=layout.attr_path(file_id),
+            sync_dirs=shards.to_sync(file_id),
+        )
+    )
+    assert layout.data_path(file_id).read_bytes() == b"written while streaming, then the last bytes"
+    assert layout.attr_path(file_id).read_bytes() == b'{"file_id": "..."}'
+    assert list(layout.tmp.iterdir()) == []

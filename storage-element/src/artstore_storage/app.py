@@ -31,6 +31,7 @@ from artstore_storage.services.element import ElementService
 from artstore_storage.services.files import FileService
 from artstore_storage.services.reconcile import Reconciler
 from artstore_storage.settings import StorageSettings
+from artstore_storage.storage.agent import DiskAgent
 from artstore_storage.storage.capacity import Capacity
 from artstore_storage.storage.layout import Layout
 from artstore_storage.storage.modes import ModeStore, resolve_start_mode
@@ -64,14 +65,15 @@ async def _apply_index_fixes(engine: AsyncEngine, fixes: IndexFixes) -> None:
 def create_app(settings: StorageSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Streamed writes and hashing, reads and WAL batches run in these worker threads (the placing of
-        # finished uploads in the place threads below); the default pool (cores + 4) would make large
-        # concurrent uploads queue behind each other's writes.
+        # Streamed writes and hashing of large uploads, reads and rollbacks run in these worker threads (the
+        # WAL and the placing of finished uploads in the disk agent below); the default pool (cores + 4)
+        # would make large concurrent uploads queue behind each other's writes.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(settings.io_threads, "se-io"))
         if settings.database_url is None:
             raise RuntimeError("ARTSTORE_SE_DATABASE_URL is not set (artstore dev up sets it for you)")
         layout = Layout(settings.data_dir.resolve())
         layout.create()
+        lock = await asyncio.to_thread(layout.lock, 30.0)
         mode_store = ModeStore(layout.mode_file)
         persisted = mode_store.load()
         mode = resolve_start_mode(persisted, settings.mode, settings.allow_leave_archive)
@@ -87,7 +89,9 @@ def create_app(settings: StorageSettings) -> FastAPI:
         # Recovery runs to the end before the server accepts its first connection.
         report = await asyncio.to_thread(recover, layout)
         await _apply_index_fixes(engine, report.index_fixes)
-        wal = WriteAheadLog(layout.wal, settings.wal_segment_bytes)
+        agent = DiskAgent(settings.agent_threads, lock)
+        agent.start()
+        wal = WriteAheadLog(layout.wal, settings.wal_segment_bytes, agent.call)
         await asyncio.to_thread(wal.start_fresh)
         WAL_RECOVERIES.labels(settings.element_id).inc()
         WAL_ROLLED_BACK.labels(settings.element_id).inc(len(report.rolled_back))
@@ -95,7 +99,6 @@ def create_app(settings: StorageSettings) -> FastAPI:
             _log.warning("recovery rolled back %d unfinished transaction(s)", len(report.rolled_back))
 
         servable = (await asyncio.to_thread(scan, layout)).servable
-        placer = ThreadPoolExecutor(settings.place_threads, "se-place")
         capacity = Capacity(layout.root, settings.quota_bytes)
 
         redis = create_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
@@ -112,7 +115,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
             announcer=announcer,
             max_file_size=settings.max_file_size,
             chunk_bytes=settings.write_chunk_bytes,
-            placer=placer,
+            agent=agent,
         )
         files.recount(servable)
         files.mode = mode
@@ -131,6 +134,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
         app.state.health.add("postgresql", postgres_probe(engine))
         app.state.health.add("redis", redis_probe(redis), critical=False)
         app.state.health.add("auth", verifier.ready)
+        app.state.health.add("disk-agent", agent.ready)
         _log.info("storage element ready", extra={"element": settings.element_id, "mode": mode})
         try:
             async with running(announcer.run(element.info), "heartbeat"):
@@ -138,10 +142,10 @@ def create_app(settings: StorageSettings) -> FastAPI:
         finally:
             await announcer.close()
             await http.aclose()
-            wal.close()
+            await wal.close()
             await index_writer.close()
             await engine.dispose()
-            await asyncio.to_thread(placer.shutdown)
+            await agent.stop()
 
     app = build_app(SERVICE, settings, lifespan)
     app.state.settings = settings

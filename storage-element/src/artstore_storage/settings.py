@@ -50,14 +50,15 @@ class StorageSettings(ServiceSettings):
         default=32,
         ge=2,
         le=512,
-        description="worker threads for the other disk I/O: streamed writes and hashing, reads, WAL batches",
+        description="worker threads for the element's other disk I/O: streamed writes and hashing of large "
+        "uploads, reads, rollbacks",
     )
-    place_threads: int = Field(
+    agent_threads: int = Field(
         default=6,
         ge=1,
         le=64,
-        description="threads that make finished uploads durable and rename them into place "
-        "(fewer than io_threads: each upload's dozen blocking calls wait less for the GIL)",
+        description="threads of the disk agent, the helper process that writes the WAL and makes finished "
+        "uploads durable and renames them into place (its own GIL: the event loop never waits for them)",
     )
     write_chunk_bytes: int = Field(
         default=1 << 20,

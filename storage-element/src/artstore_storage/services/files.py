@@ -9,7 +9,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -20,7 +19,6 @@ from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from artstore_common.errors import (
-    AlreadyExists,
     ChecksumMismatch,
     Conflict,
     NotFound,
@@ -34,8 +32,8 @@ from artstore_storage.services.announcer import Announcer
 from artstore_storage.storage._durable import (
     fsync_dir,
     replace_durably,
-    write_file_durably,
 )
+from artstore_storage.storage.agent import DiskAgent
 from artstore_storage.storage.attributes import (
     AttributesPatch,
     FileAttributes,
@@ -47,6 +45,7 @@ from artstore_storage.storage.attributes import (
 from artstore_storage.storage.capacity import Capacity, Reservation
 from artstore_storage.storage.layout import Layout
 from artstore_storage.storage.modes import Operation, check_allowed
+from artstore_storage.storage.placing import Placement, place, refuse_existing
 from artstore_storage.storage.recovery import undo
 from artstore_storage.storage.shards import ShardDirectories
 from artstore_storage.storage.staging import StagedFile
@@ -93,7 +92,7 @@ class FileService:
         announcer: Announcer,
         max_file_size: int,
         chunk_bytes: int,
-        placer: Executor,
+        agent: DiskAgent,
     ) -> None:
         self.element_id = element_id
         # Labelled once here rather than per upload: a label lookup takes the metric's lock.
@@ -107,9 +106,7 @@ class FileService:
         self.announcer = announcer
         self.max_file_size = max_file_size
         self.chunk_bytes = chunk_bytes
-        # Steps 3 and 4 of every upload run in these few threads, not in the shared I/O pool: a dozen
-        # blocking calls each, and with fewer threads taking turns for the GIL they wait less for it.
-        self._placer = placer
+        self._agent = agent
         self.file_count = 0
         self.mode = "rw"
         self._busy: set[uuid.UUID] = set()
@@ -168,7 +165,15 @@ class FileService:
         # Step 1: the intent is durable before any byte lands, so recovery knows what to undo. The id must
         # be free before the record is written: recovery's undo of this create would delete what is there.
         record = await self.wal.begin(
-            "create", str(new.file_id), new.saga_id, precondition=partial(self._refuse_existing, new.file_id)
+            "create",
+            str(new.file_id),
+            new.saga_id,
+            precondition=partial(
+                refuse_existing,
+                str(new.file_id),
+                self.layout.attr_path(new.file_id),
+                self.layout.data_path(new.file_id),
+            ),
         )
         clock.lap("wal_begin")
         staged = StagedFile(self.layout.temp_path(record.tx, "data"), self.chunk_bytes)
@@ -187,11 +192,27 @@ class FileService:
                 await staged.write(chunk)
             await staged.drain()
             clock.lap("receive")
-            # Steps 3 and 4 in one worker call: the data durable, then renamed into place.
+            tail, sha256 = await staged.finish()
+            if new.expected_sha256 is not None and new.expected_sha256 != sha256:
+                raise ChecksumMismatch(
+                    f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
+                )
+            attrs = self._attributes_for(new, staged.size, sha256)
+            # Steps 3 and 4 in one call to the disk agent: the data durable, then renamed into place.
             placed = True
-            attrs = await asyncio.get_running_loop().run_in_executor(
-                self._placer, self._finish_and_place, record.tx, new, staged
+            await self._agent.call(
+                place,
+                Placement(
+                    data_temp=staged.path,
+                    tail=tail,
+                    attr_temp=self.layout.temp_path(record.tx, "attr"),
+                    attributes=attrs.to_json_bytes(),
+                    data_final=self.layout.data_path(new.file_id),
+                    attr_final=self.layout.attr_path(new.file_id),
+                    sync_dirs=self._shards.to_sync(new.file_id),
+                ),
             )
+            self._shards.settle(new.file_id)
             clock.lap("place")
             # Step 5: the index row.
             await self.index_writer.upsert(attrs)
@@ -213,26 +234,6 @@ class FileService:
             OPERATIONS.labels(self.element_id, "create", "rolled_back").inc()
             raise
 
-    def _finish_and_place(self, txid: str, new: NewFile, staged: StagedFile) -> FileAttributes:
-        sha256 = staged.complete_blocking()
-        if new.expected_sha256 is not None and new.expected_sha256 != sha256:
-            raise ChecksumMismatch(
-                f"the body's SHA-256 is {sha256} but the client sent {new.expected_sha256}; nothing stored"
-            )
-        attrs = self._attributes_for(new, staged.size, sha256)
-        attr_temp = self.layout.temp_path(txid, "attr")
-        # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them,
-        # or a crash could leave a visible file whose blocks were never written. One after the other:
-        # in parallel they saved no time, and a second thread to hand over to cost some.
-        staged.sync_and_close()
-        write_file_durably(attr_temp, attrs.to_json_bytes())
-        directories = self._rename_into_place(new.file_id, staged.path, attr_temp)
-        # A rename (or mkdir) is durable only once the directory holding the entry is fsynced.
-        for directory in directories:
-            fsync_dir(directory)
-        self._shards.settle(new.file_id)
-        return attrs
-
     def _attributes_for(self, new: NewFile, size: int, sha256: str) -> FileAttributes:
         now = utcnow()
         return FileAttributes(
@@ -251,18 +252,6 @@ class FileService:
             retention=new.attributes.retention,
             saga_id=new.saga_id,
         )
-
-    def _rename_into_place(self, file_id: uuid.UUID, data: Path, attr_temp: Path) -> list[Path]:
-        directories = self._shards.prepare(file_id)
-        # Step 4: data first, then attr.json, which makes the file visible: a reader that finds
-        # attr.json always finds the bytes.
-        os.replace(data, self.layout.data_path(file_id))
-        os.replace(attr_temp, self.layout.attr_path(file_id))
-        return directories
-
-    def _refuse_existing(self, file_id: uuid.UUID) -> None:
-        if self.layout.attr_path(file_id).exists() or self.layout.data_path(file_id).exists():
-            raise AlreadyExists(f"file {file_id} already exists; files are written once")
 
     def _too_large(self, size: int) -> str:
         return f"the body has {size} bytes or more; this element takes at most {self.max_file_size} per file"

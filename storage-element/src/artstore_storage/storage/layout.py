@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,10 @@ class Layout:
         return self.root / "quarantine"
 
     @property
+    def lock_file(self) -> Path:
+        return self.root / "element.lock"
+
+    @property
     def mode_file(self) -> Path:
         return self.root / "mode.json"
 
@@ -63,3 +70,25 @@ class Layout:
     def create(self) -> None:
         for directory in (self.files, self.wal, self.tmp):
             directory.mkdir(parents=True, exist_ok=True)
+
+    def lock(self, wait_seconds: float) -> int:
+        """Take the data directory for this process (blocking); return the descriptor that holds it.
+
+        The lock ends with the last process holding the descriptor: the element and its disk agent, which
+        inherits it. A restarted element therefore waits until the agent of the one that crashed is gone
+        too, and two elements never share a directory.
+        """
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise RuntimeError(
+                        f"{self.root} is in use by another storage element (or by the disk agent of one "
+                        f"that stopped less than {wait_seconds:.0f} s ago); one directory, one element"
+                    ) from None
+                time.sleep(0.05)

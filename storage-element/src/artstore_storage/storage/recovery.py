@@ -38,6 +38,7 @@ def undo(layout: Layout, record: WalRecord) -> FileAttributes | None:
         # attr.json goes first so that a crash midway never leaves metadata pointing at missing bytes.
         attr.unlink(missing_ok=True)
         data.unlink(missing_ok=True)
+        layout.temp_path(record.tx, "attr").unlink(missing_ok=True)  # a place that failed midway
         if data.parent.exists():
             fsync_dir(data.parent)
         return None

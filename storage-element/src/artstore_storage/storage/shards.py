@@ -1,11 +1,10 @@
-"""Shard directories (`files/ab/cd/`): created on first use, and which entries an upload must fsync."""
+"""Shard directories (`files/ab/cd/`): which entries an upload must fsync, and when one may be missing."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
 
-from artstore_storage.storage._durable import make_dirs
 from artstore_storage.storage.layout import Layout
 
 
@@ -17,25 +16,23 @@ class ShardDirectories:
     the parent too, or a crash could lose the directory and with it a file already acknowledged. Once an
     upload has fsynced them, a shard and its parent are settled for the life of the process.
 
-    The methods block (they touch the disk) except `settle`; the set of settled prefixes is shared by the
-    place threads, whose single adds and lookups the GIL keeps whole.
+    Both methods run on the event loop and touch no disk: the disk agent creates a missing shard when it
+    is given more than one directory to fsync (storage/placing.py).
     """
 
     def __init__(self, layout: Layout) -> None:
         self._layout = layout
         self._settled: set[str] = set()  # "ab" for files/ab, "abcd" for files/ab/cd
 
-    def prepare(self, file_id: uuid.UUID) -> list[Path]:
-        """Create the shard if it is missing; return the directories to fsync after renaming into it."""
+    def to_sync(self, file_id: uuid.UUID) -> tuple[Path, ...]:
+        """The directories to fsync after renaming into the shard; more than one: the shard may be missing."""
         text = str(file_id)
         shard = self._layout.shard(file_id)
         if text[0:4] in self._settled:
-            return [shard]
-        make_dirs(shard)
-        directories = [shard, shard.parent]
-        if text[0:2] not in self._settled:
-            directories.append(self._layout.files)
-        return directories
+            return (shard,)
+        if text[0:2] in self._settled:
+            return (shard, shard.parent)
+        return (shard, shard.parent, self._layout.files)
 
     def settle(self, file_id: uuid.UUID) -> None:
         """Call once the directories `prepare` named are fsynced."""

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,9 @@ from artstore_storage.storage._durable import fsync_dir
 
 Operation = Literal["create", "update", "delete"]
 _SEGMENT_SUFFIX = ".wal"
+
+Run = Callable[..., Awaitable[Any]]
+"""Runs a blocking function off the loop: asyncio.to_thread, or the element's disk agent."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,6 @@ class _Append:
     record: WalRecord
     future: asyncio.Future[None]
     precondition: Callable[[], None] | None = None
-    refused: Exception | None = None
 
 
 @dataclass
@@ -83,13 +85,13 @@ class _Segment:
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, segment_bytes: int) -> None:
+    def __init__(self, directory: Path, segment_bytes: int, run: Run = asyncio.to_thread) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self._run = run
         self._segments: dict[int, _Segment] = {}
         self._tx_segment: dict[str, int] = {}
         self._current: _Segment | None = None
-        self._fd: int | None = None
         self._offset = 0
         self._pending: list[_Append] = []
         self._flushing = False
@@ -103,10 +105,8 @@ class WriteAheadLog:
             segment.unlink()
         fsync_dir(self.directory)
 
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    async def close(self) -> None:
+        await self._run(_forget_segment, self.directory)
 
     async def begin(
         self,
@@ -119,9 +119,9 @@ class WriteAheadLog:
     ) -> WalRecord:
         """Append a transaction's intent durably; the record is what recovery would undo.
 
-        `precondition`, a blocking check that raises to refuse, runs in the log's writer thread just before
-        the record is written (one thread hop for both); when it raises, nothing is written and its
-        exception is raised here.
+        `precondition`, a picklable blocking check that raises to refuse, runs where the batch is written,
+        just before it (one hand-off for both); when it raises, nothing is written and its exception is
+        raised here.
         """
         record = WalRecord(f"{random.getrandbits(128):032x}", "begin", op, file_id, saga_id, before)
         await self._append(record, precondition)
@@ -146,48 +146,41 @@ class WriteAheadLog:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    number, retired = await asyncio.to_thread(self._write_batch, batch)
+                    number, refusals = await self._write_batch(batch)
                 except Exception as exc:
                     for entry in batch:
                         if not entry.future.done():
                             entry.future.set_exception(exc)
                     continue
-                self._track(number, [entry.record for entry in batch if entry.refused is None])
-                for entry in batch:
+                written = [e.record for e, refused in zip(batch, refusals, strict=True) if refused is None]
+                self._track(number, written)
+                for entry, refused in zip(batch, refusals, strict=True):
                     if entry.future.done():
                         continue
-                    if entry.refused is None:
+                    if refused is None:
                         entry.future.set_result(None)
                     else:
-                        entry.future.set_exception(entry.refused)
-                if retired and self._oldest_is_retired():
+                        entry.future.set_exception(refused)
+                if self._oldest_is_retired():
                     await asyncio.to_thread(self._delete_retired)
         finally:
             self._flushing = False
 
-    def _write_batch(self, batch: list[_Append]) -> tuple[int, bool]:
+    async def _write_batch(self, batch: list[_Append]) -> tuple[int, list[Exception | None]]:
         assert self._current is not None, "start_fresh() first"
-        for entry in batch:
-            if entry.precondition is not None:
-                try:
-                    entry.precondition()
-                except Exception as exc:
-                    entry.refused = exc
-        records = [entry.record for entry in batch if entry.refused is None]
-        if not records:
-            return self._current.number, False
-        data = b"".join(record.encode() for record in records)
-        rotated = self._offset > 0 and self._offset + len(data) > self.segment_bytes
-        if rotated:
-            self._open_segment(self._current.number + 1)
-        assert self._fd is not None
-        os.pwrite(self._fd, data, self._offset)
-        if self._offset + len(data) > self.segment_bytes:
-            os.fsync(self._fd)  # a batch larger than a segment grew the file: its size must be durable too
-        else:
-            os.fdatasync(self._fd)
-        self._offset += len(data)
-        return self._current.number, rotated or any(r.type != "begin" for r in records)
+        lines = [entry.record.encode() for entry in batch]
+        if self._offset > 0 and self._offset + sum(map(len, lines)) > self.segment_bytes:
+            await asyncio.to_thread(self._open_segment, self._current.number + 1)
+        segment = self._current
+        refusals, written = await self._run(
+            _append,
+            segment.path,
+            self._offset,
+            [(entry.precondition, line) for entry, line in zip(batch, lines, strict=True)],
+            self.segment_bytes,
+        )
+        self._offset += written
+        return segment.number, refusals
 
     def _track(self, number: int, records: list[WalRecord]) -> None:
         for record in records:
@@ -222,17 +215,65 @@ class WriteAheadLog:
     def _open_segment(self, number: int) -> None:
         path = self.directory / f"{number:016d}{_SEGMENT_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        # Zeros, not fallocate: ext4 would keep fallocated blocks "unwritten" and turn each first write
-        # into a metadata change. Recovery skips the zero-filled tail like any torn line.
-        zeros = bytes(1 << 20)
-        remaining = self.segment_bytes
-        while remaining > 0:
-            remaining -= os.write(fd, zeros[: min(len(zeros), remaining)])
-        os.fsync(fd)
+        try:
+            # Zeros, not fallocate: ext4 would keep fallocated blocks "unwritten" and turn each first
+            # write into a metadata change. Recovery skips the zero-filled tail like any torn line.
+            zeros = bytes(1 << 20)
+            remaining = self.segment_bytes
+            while remaining > 0:
+                remaining -= os.write(fd, zeros[: min(len(zeros), remaining)])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         fsync_dir(self.directory)
         self._offset = 0
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = fd
         self._current = _Segment(number, path)
         self._segments[number] = self._current
+
+
+# -- where the batches are written (a worker thread or the disk agent, which keeps the segment open) ----
+
+_segment_fds: dict[Path, tuple[Path, int]] = {}  # log directory -> (segment, descriptor)
+
+
+def _append(
+    segment: Path, offset: int, entries: list[tuple[Callable[[], None] | None, bytes]], segment_bytes: int
+) -> tuple[list[Exception | None], int]:
+    """Check each entry's precondition, write the lines that pass at `offset` and make them durable."""
+    refusals: list[Exception | None] = []
+    lines = []
+    for precondition, line in entries:
+        try:
+            if precondition is not None:
+                precondition()
+        except Exception as exc:
+            refusals.append(exc)
+        else:
+            refusals.append(None)
+            lines.append(line)
+    if not lines:
+        return refusals, 0
+    data = b"".join(lines)
+    fd = _descriptor(segment)
+    os.pwrite(fd, data, offset)
+    if offset + len(data) > segment_bytes:
+        os.fsync(fd)  # a batch larger than a segment grew the file: its size must be durable too
+    else:
+        os.fdatasync(fd)
+    return refusals, len(data)
+
+
+def _descriptor(segment: Path) -> int:
+    current = _segment_fds.get(segment.parent)
+    if current is not None and current[0] == segment:
+        return current[1]
+    _forget_segment(segment.parent)
+    fd = os.open(segment, os.O_WRONLY)
+    _segment_fds[segment.parent] = (segment, fd)
+    return fd
+
+
+def _forget_segment(directory: Path) -> None:
+    current = _segment_fds.pop(directory, None)
+    if current is not None:
+        os.close(current[1])

@@ -1,0 +1,49 @@
+"""An upload's blocking disk steps as calls for the disk agent (storage/agent.py): small and picklable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from artstore_common.errors import AlreadyExists
+from artstore_storage.storage._durable import fsync_dir, make_dirs, write_file_durably
+
+
+@dataclass(frozen=True)
+class Placement:
+    data_temp: Path
+    tail: bytes  # the upload's last bytes, not yet written to data_temp
+    attr_temp: Path
+    attributes: bytes
+    data_final: Path
+    attr_final: Path
+    sync_dirs: tuple[Path, ...]  # the shard, and its parents while they may not be durable yet
+
+
+def place(job: Placement) -> None:
+    # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them, or a
+    # crash could leave a visible file whose blocks were never written.
+    fd = os.open(job.data_temp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        view = memoryview(job.tail)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    write_file_durably(job.attr_temp, job.attributes)
+    # Step 4: data first, then attr.json, which makes the file visible: a reader that finds attr.json
+    # always finds the bytes. A rename (or mkdir) is durable only once its directory is fsynced.
+    if len(job.sync_dirs) > 1:
+        make_dirs(job.data_final.parent)
+    os.replace(job.data_temp, job.data_final)
+    os.replace(job.attr_temp, job.attr_final)
+    for directory in job.sync_dirs:
+        fsync_dir(directory)
+
+
+def refuse_existing(file_id: str, *paths: Path) -> None:
+    """The precondition of a create's WAL record: the id must be free (it runs where the record is written)."""
+    if any(path.exists() for path in paths):
+        raise AlreadyExists(f"file {file_id} already exists; files are written once")
