@@ -61,7 +61,7 @@ class DiskAgent:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._gone: AgentGone | None = None
+        self._gone: str | None = None  # why the agent ended; each refusal raises a fresh AgentGone
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -90,7 +90,7 @@ class DiskAgent:
 
     async def call(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         if self._gone is not None:
-            raise self._gone
+            raise AgentGone(self._gone)
         if self._loop is None or self._requests < 0:
             raise AgentGone("the disk agent is not running")
         self._next_id += 1
@@ -120,7 +120,7 @@ class DiskAgent:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._fail_all(AgentGone(f"the disk agent stopped taking calls ({exc})"))
+            self._fail_all(f"the disk agent stopped taking calls ({exc})")
             return
         del self._outgoing[:written]
         if not self._outgoing:
@@ -134,7 +134,7 @@ class DiskAgent:
             return
         if not data:
             code = self._process.poll() if self._process is not None else None
-            self._fail_all(AgentGone(f"the disk agent ended (exit status {code})"))
+            self._fail_all("the disk agent ended" + (f" (exit status {code})" if code is not None else ""))
             return
         self._incoming += data
         while len(self._incoming) >= _HEADER.size:
@@ -155,18 +155,18 @@ class DiskAgent:
     async def ready(self) -> None:
         """A health check: raises once the agent has gone."""
         if self._gone is not None:
-            raise self._gone
+            raise AgentGone(self._gone)
 
-    def _fail_all(self, error: AgentGone) -> None:
+    def _fail_all(self, reason: str) -> None:
         assert self._loop is not None
-        self._gone = error
+        self._gone = reason
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self._replies)
         with contextlib.suppress(Exception):
             self._loop.remove_writer(self._requests)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(AgentGone(reason))
         self._pending.clear()
         self._close_pipes()
 
