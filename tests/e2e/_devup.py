@@ -139,7 +139,8 @@ class DevUp:
         return str(self.ready[f"{service}_url"])
 
     def _child(self, matches: Callable[[dict[str, str]], bool], what: str) -> psutil.Process:
-        for child in self.children():
+        # Direct children only: an element's disk agent inherits the element's environment.
+        for child in psutil.Process(self.pid).children():
             try:
                 if matches(child.environ()):
                     return child

@@ -278,9 +278,11 @@ def test_sigterm_stops_everything_and_the_data_survives_a_restart(dev_up, embedd
     query_account = json.loads(first.query_account_file.read_text())
 
     processes = [psutil.Process(first.pid), *first.children()]
-    assert len([p for p in processes if "artstore_storage" in " ".join(p.cmdline())]) == 2
-    assert len([p for p in processes if "artstore_ingester" in " ".join(p.cmdline())]) == 1
-    assert len([p for p in processes if "artstore_query" in " ".join(p.cmdline())]) == 1
+    modules = [p.cmdline()[2] if p.cmdline()[1:2] == ["-m"] else "" for p in processes]
+    assert modules.count("artstore_storage") == 2
+    assert modules.count("artstore_storage.storage.agent") == 2  # each element's disk agent
+    assert modules.count("artstore_ingester") == 1
+    assert modules.count("artstore_query") == 1
     postgres = first.postgres_pid()
     assert (postgres is not None) == embedded
     ports = first.ports()
@@ -354,9 +356,9 @@ def test_system_accounts_that_no_longer_work_are_replaced(dev_up) -> None:
 def test_a_killed_dev_up_leaves_nothing_in_the_way_of_the_next_one(dev_up) -> None:
     first = dev_up(embedded=True)
     first.start()
-    # The admin, the storage elements, the ingester, the query module and the embedded Redis.
+    # The admin, the storage elements and their disk agents, the ingester, the query module, the embedded Redis.
     orphans = first.children()
-    assert len(orphans) == 6
+    assert len(orphans) == 8
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     second = DevUp(first.data_dir, first.base_port, first.env, name="after-kill")
