@@ -70,6 +70,25 @@ def test_a_dead_agent_fails_calls_in_flight_and_every_later_one_with_a_clear_503
     asyncio.run(scenario())
 
 
+def test_a_call_made_before_the_element_noticed_the_agent_died_is_a_503_too() -> None:
+    async def scenario() -> None:
+        agent = DiskAgent(threads=1)
+        agent.start()
+        try:
+            pid = await agent.call(os.getpid)
+            os.kill(pid, signal.SIGKILL)
+            # Blocking on purpose: the loop must not read the pipe's end of file before the next call.
+            os.waitpid(pid, 0)  # noqa: ASYNC222
+            with pytest.raises(AgentGone) as gone:
+                await asyncio.wait_for(agent.call(os.getpid), 10)
+            assert gone.value.status == 503
+            assert "stopped taking calls" in gone.value.detail
+        finally:
+            await agent.stop()
+
+    asyncio.run(scenario())
+
+
 def test_one_data_directory_takes_one_element(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     layout.create()

@@ -31,7 +31,7 @@ from artstore_storage.services.element import ElementService
 from artstore_storage.services.files import FileService
 from artstore_storage.services.reconcile import Reconciler
 from artstore_storage.settings import StorageSettings
-from artstore_storage.storage.agent import DiskAgent
+from artstore_storage.storage.agent import AgentGone, DiskAgent
 from artstore_storage.storage.capacity import Capacity
 from artstore_storage.storage.layout import Layout
 from artstore_storage.storage.modes import ModeStore, resolve_start_mode
@@ -142,7 +142,8 @@ def create_app(settings: StorageSettings) -> FastAPI:
         finally:
             await announcer.close()
             await http.aclose()
-            await wal.close()
+            with contextlib.suppress(AgentGone):  # a dead agent took the log's descriptor with it
+                await wal.close()
             await index_writer.close()
             await engine.dispose()
             await agent.stop()

@@ -103,29 +103,32 @@ class DiskAgent:
 
     def _send(self, frame: bytes) -> None:
         if self._outgoing:
-            self._outgoing += frame
+            self._outgoing += frame  # behind what the pipe did not take yet: _flush_outgoing sends it
             return
-        try:
-            written = os.write(self._requests, frame)
-        except BlockingIOError:
-            written = 0
-        if written < len(frame):
+        written = self._write(frame)
+        if 0 <= written < len(frame):
             self._outgoing += frame[written:]
             assert self._loop is not None
             self._loop.add_writer(self._requests, self._flush_outgoing)
 
     def _flush_outgoing(self) -> None:
-        try:
-            written = os.write(self._requests, self._outgoing)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._fail_all(f"the disk agent stopped taking calls ({exc})")
+        written = self._write(self._outgoing)
+        if written < 0:
             return
         del self._outgoing[:written]
         if not self._outgoing:
             assert self._loop is not None
             self._loop.remove_writer(self._requests)
+
+    def _write(self, data: bytes | bytearray) -> int:
+        """What the request pipe took now; -1 when the agent is gone (every call then fails with 503)."""
+        try:
+            return os.write(self._requests, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # EPIPE: the agent died before its end of file reached _on_replies
+            self._fail_all(f"the disk agent stopped taking calls ({exc})")
+            return -1
 
     def _on_replies(self) -> None:
         try:
@@ -168,6 +171,7 @@ class DiskAgent:
             if not future.done():
                 future.set_exception(AgentGone(reason))
         self._pending.clear()
+        self._outgoing.clear()
         self._close_pipes()
 
     def _close_pipes(self) -> None:

@@ -24,14 +24,7 @@ class Placement:
 def place(job: Placement) -> None:
     # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them, or a
     # crash could leave a visible file whose blocks were never written.
-    fd = os.open(job.data_temp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    try:
-        view = memoryview(job.tail)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file_durably(job.data_temp, job.tail, append=True)
     write_file_durably(job.attr_temp, job.attributes)
     # Step 4: data first, then attr.json, which makes the file visible: a reader that finds attr.json
     # always finds the bytes. A rename (or mkdir) is durable only once its directory is fsynced.

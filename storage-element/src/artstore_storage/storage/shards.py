@@ -35,6 +35,6 @@ class ShardDirectories:
         return (shard, shard.parent, self._layout.files)
 
     def settle(self, file_id: uuid.UUID) -> None:
-        """Call once the directories `prepare` named are fsynced."""
+        """Call once the directories `to_sync` named are fsynced."""
         text = str(file_id)
         self._settled.update((text[0:2], text[0:4]))

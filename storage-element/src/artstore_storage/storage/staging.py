@@ -8,6 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from artstore_storage.storage._durable import write_all
+
 _HASH_ON_LOOP = 64 * 1024  # bytes; hashing them takes about 40 microseconds
 
 
@@ -50,9 +52,7 @@ class StagedFile:
         self._open()
         for chunk in chunks:
             self._hash.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            write_all(self._fd, chunk)
 
     async def drain(self) -> None:
         """Wait for the buffer being written."""
