@@ -383,3 +383,100 @@ def test_an_element_that_refuses_the_undo_leaves_the_saga_failed_and_the_file_in
         assert _catalog(admin, file_id) == []
     finally:
         cluster.close()
+
+
+def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, infra: Infra):
+    first, second, mismatched = (str(uuid.uuid4()) for _ in range(3))
+    element = cluster.se.element_id
+    keyed = {
+        "type": "upload",
+        "file_id": str(uuid.uuid4()),
+        "storage_element_id": element,
+        "idempotency_key": "k1",
+    }
+    started = cluster.api.post(
+        "/sagas/batch/start",
+        json={
+            "sagas": [
+                {"type": "upload", "file_id": first, "storage_element_id": element},
+                {"type": "upload", "file_id": second, "storage_element_id": element},
+                {"type": "upload", "file_id": mismatched, "storage_element_id": element},
+                {"type": "upload", "file_id": str(uuid.uuid4()), "storage_element_id": "se-nowhere"},
+                keyed,
+                keyed,
+            ]
+        },
+    )
+    assert started.status_code == 200, started.text
+    results = started.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 201, 422, 201, 200]
+    assert "'se-nowhere' is not registered" in results[3]["problem"]["detail"]
+    assert results[3]["problem"]["code"] == "VALIDATION_ERROR"
+    assert results[4]["saga"]["id"] == results[5]["saga"]["id"]
+    sagas = [r["saga"] for r in results[:3]]
+    assert [s["file_id"] for s in sagas] == [first, second, mismatched]
+    assert all(s["status"] == "started" and s["storage_element_id"] == element for s in sagas)
+    assert [cluster.saga(s["id"])["steps"][0]["step"] for s in sagas] == ["started"] * 3
+
+    documents = [cluster.upload(s["id"], s["file_id"], f"bytes {i}".encode()) for i, s in enumerate(sagas)]
+    events = redis.Redis.from_url(infra.redis_url).pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"{infra.redis_namespace}:catalog:events")
+    try:
+        completed = cluster.api.post(
+            "/sagas/batch/complete",
+            json={
+                "completions": [
+                    {"saga_id": sagas[0]["id"], "attributes": documents[0], "request_id": "upload-request-1"},
+                    {"saga_id": sagas[1]["id"], "attributes": documents[1]},
+                    # The third saga's completion names another file: refused, and that saga stays started.
+                    {"saga_id": sagas[2]["id"], "attributes": documents[0]},
+                    {"saga_id": str(uuid.uuid4()), "attributes": documents[0]},
+                    {"saga_id": sagas[0]["id"], "attributes": documents[0]},
+                ]
+            },
+        )
+        published = [_poll(lambda: events.get_message(timeout=0.5), deadline_seconds=10) for _ in range(2)]
+    finally:
+        events.close()
+    assert completed.status_code == 200, completed.text
+    results = completed.json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 422, 404, 200]
+    assert (
+        results[0]["saga"]["status"]
+        == results[1]["saga"]["status"]
+        == results[4]["saga"]["status"]
+        == "completed"
+    )
+    assert f"describe file {first}" in results[2]["problem"]["detail"]
+    assert [cluster.saga(s["id"])["status"] for s in sagas] == ["completed", "completed", "started"]
+    assert [len(_catalog(cluster.admin, s["file_id"])) for s in sagas] == [1, 1, 0]
+    assert json.loads(_catalog(cluster.admin, second)[0]["attributes"]) == documents[1]
+    assert sorted(json.loads(m["data"])["file_id"] for m in published if m) == sorted([first, second])
+    audited = _audit_records(cluster.admin, "file.uploaded", first)
+    assert [record["request_id"] for record in audited] == ["upload-request-1"]
+    assert len(_audit_records(cluster.admin, "file.uploaded", second)) == 1
+    assert _verify_chain(cluster.admin)
+
+
+def test_a_batch_refuses_to_complete_an_undone_saga_and_needs_internal(cluster: Cluster):
+    file_id = str(uuid.uuid4())
+    saga_id = cluster.start(file_id).json()["id"]
+    attributes = cluster.upload(saga_id, file_id)
+    assert cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "client went away"}).status_code == 200
+
+    completed = cluster.api.post(
+        "/sagas/batch/complete", json={"completions": [{"saga_id": saga_id, "attributes": attributes}]}
+    )
+    assert completed.status_code == 200, completed.text
+    [result] = completed.json()["results"]
+    assert (result["status"], result["problem"]["code"]) == (409, "SAGA_COMPENSATED")
+    assert _catalog(cluster.admin, file_id) == []
+
+    with _api(cluster.admin, cluster.admin.token()) as admin_api:  # ADMIN, but not a system account
+        body = {
+            "sagas": [{"type": "upload", "file_id": file_id, "storage_element_id": cluster.se.element_id}]
+        }
+        assert admin_api.post("/sagas/batch/start", json=body).status_code == 403
+    assert cluster.api.post("/sagas/batch/start", json={"sagas": []}).status_code == 422
+    too_many = {"completions": [{"saga_id": str(uuid.uuid4())}] * 101}
+    assert cluster.api.post("/sagas/batch/complete", json=too_many).status_code == 422

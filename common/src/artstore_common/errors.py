@@ -160,10 +160,15 @@ class UpstreamProblem(ArtStoreError):
             problem = response.json()
         except ValueError:
             problem = None
+        return cls.from_problem(int(response.status_code), problem, who, response.headers.get("retry-after"))
+
+    @classmethod
+    def from_problem(
+        cls, status: int, problem: Any, who: str, retry_after: str | None = None
+    ) -> UpstreamProblem:
+        """From a problem+json document (or anything else: then a generic detail) answered with `status`."""
         if not isinstance(problem, dict):
             problem = {}
-        status = int(response.status_code)
-        retry_after = response.headers.get("retry-after")
         return cls(
             status,
             str(problem.get("code") or f"HTTP_{status}"),
@@ -191,6 +196,16 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    body = _problem(status, code, title, detail, extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(exc: ArtStoreError) -> dict[str, Any]:
+    """The problem+json document of an error, for answers that carry several (batch results)."""
+    return _problem(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+
+
+def _problem(status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://artstore.dev/problems/{code.lower().replace('_', '-')}",
         "title": title,
@@ -200,7 +215,7 @@ def problem_response(
         "request_id": current_request_id(),
     }
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return body
 
 
 def _describe_validation(exc: RequestValidationError) -> str:

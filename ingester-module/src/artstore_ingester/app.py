@@ -35,6 +35,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             token,
             timeout=settings.admin_timeout_seconds,
             complete_attempts=settings.complete_attempts,
+            batch_size=settings.saga_batch_size,
         )
         elements = ElementClient(
             http,

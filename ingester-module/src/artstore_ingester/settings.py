@@ -30,6 +30,13 @@ class IngesterSettings(ClusterServiceSettings):
     complete_attempts: int = Field(
         default=3, ge=1, description="how often the saga's completion is tried before the upload fails"
     )
+    saga_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=100,
+        description="most saga starts (or completions) of concurrent uploads sent to the admin in one request; "
+        "1 sends each on its own",
+    )
     saga_heartbeat_seconds: float = Field(
         default=60.0, gt=0, description="how often a running upload tells the admin its saga is alive"
     )

@@ -9,12 +9,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from artstore_admin.sagas.batches import Completion, SagaBatches
 from artstore_admin.sagas.service import NewSaga, SagaService
 from artstore_common.auth import Principal, authenticate, require_permission
 from artstore_common.errors import InsufficientScope
 
 router = APIRouter(prefix="/sagas", tags=["sagas"])
 _MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_BATCH = 100
 
 
 class SagaStart(BaseModel):
@@ -42,6 +44,23 @@ class SagaCompletion(BaseModel):
     attributes: dict[str, Any] | None = None
 
 
+class SagaStartBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sagas: list[SagaStart] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SagaCompletionItem(SagaCompletion):
+    saga_id: uuid.UUID
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class SagaCompletionBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    completions: list[SagaCompletionItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class SagaFailure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +69,11 @@ class SagaFailure(BaseModel):
 
 def _sagas(request: Request) -> SagaService:
     service: SagaService = request.app.state.sagas
+    return service
+
+
+def _batches(request: Request) -> SagaBatches:
+    service: SagaBatches = request.app.state.saga_batches
     return service
 
 
@@ -63,6 +87,7 @@ async def _reader(request: Request) -> Principal:
 
 Internal = Annotated[Principal, Depends(require_permission("internal"))]
 Sagas = Annotated[SagaService, Depends(_sagas)]
+Batches = Annotated[SagaBatches, Depends(_batches)]
 
 
 @router.post("", status_code=201)
@@ -86,6 +111,30 @@ async def start_saga(
     else:
         response.status_code = 200
     return saga
+
+
+@router.post("/batch/start")
+async def start_sagas(body: SagaStartBatch, batches: Batches, principal: Internal) -> dict[str, Any]:
+    """Several POST /sagas in one request: `results[i]` answers `sagas[i]` with the status that call would
+    have had and its `saga`, or its `problem`. A saga written here is summarized, not described in full."""
+    news = [
+        NewSaga(
+            type=item.type,
+            file_id=item.file_id,
+            storage_element_id=item.storage_element_id,
+            idempotency_key=item.idempotency_key,
+            payload=item.payload,
+        )
+        for item in body.sagas
+    ]
+    return {"results": [result.as_dict() for result in await batches.start(news, principal.sub)]}
+
+
+@router.post("/batch/complete")
+async def complete_sagas(body: SagaCompletionBatch, batches: Batches, principal: Internal) -> dict[str, Any]:
+    """Several POST /sagas/{id}/complete in one request, answered item by item as /batch/start is."""
+    completions = [Completion(item.saga_id, item.attributes, item.request_id) for item in body.completions]
+    return {"results": [result.as_dict() for result in await batches.complete(completions, principal.sub)]}
 
 
 @router.get("/{saga_id}")

@@ -25,6 +25,17 @@ _CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('artstore-audit-chain'
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    action: str
+    outcome: str = "success"
+    actor: str | None = None
+    subject: str | None = None
+    details: dict[str, Any] | None = None
+    service: str = "admin"
+    request_id: str | None = None  # the request that caused it, when not the one being served
+
+
+@dataclass(frozen=True)
 class BrokenLink:
     record_id: int
     reason: str
@@ -66,44 +77,47 @@ class AuditLog:
         connection: AsyncConnection | None = None,
     ) -> int:
         """Append one record; inside `connection`'s transaction when given, else in a transaction of its own."""
+        entry = AuditEntry(
+            action, outcome=outcome, actor=actor, subject=subject, details=details, service=service
+        )
         if connection is not None:
-            return await self._append(connection, action, outcome, actor, subject, details, service)
+            return (await self.record_many([entry], connection=connection))[0]
         async with self._engine.begin() as own:
-            return await self._append(own, action, outcome, actor, subject, details, service)
+            return (await self.record_many([entry], connection=own))[0]
 
-    async def _append(
-        self,
-        connection: AsyncConnection,
-        action: str,
-        outcome: str,
-        actor: str | None,
-        subject: str | None,
-        details: dict[str, Any] | None,
-        service: str,
-    ) -> int:
+    async def record_many(self, entries: list[AuditEntry], *, connection: AsyncConnection) -> list[int]:
+        """Append records in order under one hold of the chain lock; their ids."""
+        if not entries:
+            return []
         await connection.execute(_CHAIN_LOCK)
         last = (
             await connection.execute(
                 select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
             )
         ).first()
-        row: dict[str, Any] = {
-            "id": 1 if last is None else last.id + 1,
-            # Microseconds survive the round trip through PostgreSQL, so the hash recomputes exactly.
-            "occurred_at": datetime.now(UTC),
-            "action": action,
-            "outcome": outcome,
-            "actor": actor,
-            "subject": subject,
-            "service": service,
-            "request_id": current_request_id(),
-            "details": json.loads(json.dumps(details or {}, default=str)),
-            "prev_hash": GENESIS if last is None else last.hash,
-        }
-        row["hash"] = hashlib.sha256(_canonical(row)).hexdigest()
-        row["signature"] = self._sign(row["hash"])
-        await connection.execute(insert(audit_log).values(**row))
-        return int(row["id"])
+        next_id, prev_hash = (1, GENESIS) if last is None else (last.id + 1, last.hash)
+        request_id = current_request_id()
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            row: dict[str, Any] = {
+                "id": next_id,
+                # Microseconds survive the round trip through PostgreSQL, so the hash recomputes exactly.
+                "occurred_at": datetime.now(UTC),
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "actor": entry.actor,
+                "subject": entry.subject,
+                "service": entry.service,
+                "request_id": entry.request_id or request_id,
+                "details": json.loads(json.dumps(entry.details or {}, default=str)),
+                "prev_hash": prev_hash,
+            }
+            row["hash"] = hashlib.sha256(_canonical(row)).hexdigest()
+            row["signature"] = self._sign(row["hash"])
+            rows.append(row)
+            next_id, prev_hash = next_id + 1, row["hash"]
+        await connection.execute(insert(audit_log), rows)
+        return [int(row["id"]) for row in rows]
 
     async def verify(self) -> tuple[int, BrokenLink | None]:
         """Walk the chain in order; return how many records were checked and the first broken link."""

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from artstore_admin.context import AdminContext
 from artstore_admin.elements.client import ElementClient
+from artstore_admin.sagas.batches import SagaBatches
 from artstore_admin.sagas.recovery import SagaRecovery
 from artstore_admin.sagas.service import SagaService
 from artstore_common.background import running
@@ -22,6 +23,7 @@ async def component(app: FastAPI, ctx: AdminContext) -> AsyncIterator[None]:
     # The registry component is entered first: a completed upload or delete has its element re-read.
     sagas = SagaService(ctx, elements, app.state.registry.element_changed)
     app.state.sagas = sagas
+    app.state.saga_batches = SagaBatches(ctx, sagas, app.state.registry.element_changed)
     recovery = SagaRecovery(
         ctx.engine,
         sagas,

@@ -27,6 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from artstore_admin.audit.log import AuditEntry
 from artstore_admin.context import AdminContext
 from artstore_admin.elements.client import ElementClient
 from artstore_admin.elements.errors import ElementUnreachable
@@ -192,32 +193,17 @@ class SagaService:
     async def _catalog_upload(
         self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
     ) -> dict[str, Any]:
-        attrs = _attributes_of(saga, document)
-        if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
-            raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
+        attrs = upload_attributes(saga, document)
         assert document is not None
         if not await store.insert_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
             raise Conflict(f"file {attrs.file_id} is already in the catalog; files are written once")
-        await self._ctx.audit.record(
-            "file.uploaded",
-            actor=attrs.created_by or saga["created_by"],
-            subject=str(attrs.file_id),
-            details={
-                "saga_id": str(saga["id"]),
-                "storage_element_id": attrs.storage_element_id,
-                "original_filename": attrs.original_filename,
-                "size_bytes": attrs.size_bytes,
-                "sha256": attrs.sha256,
-                "via": actor,
-            },
-            connection=connection,
-        )
-        return _event("created", saga, attributes=document)
+        await self._ctx.audit.record_many([upload_audit_entry(saga, attrs, actor)], connection=connection)
+        return catalog_event("created", saga, attributes=document)
 
     async def _catalog_update(
         self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
     ) -> dict[str, Any]:
-        attrs = _attributes_of(saga, document)
+        attrs = attributes_of(saga, document)
         assert document is not None
         if not await store.update_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
             raise Conflict(f"file {attrs.file_id} left the catalog while it was being updated")
@@ -233,7 +219,7 @@ class SagaService:
             },
             connection=connection,
         )
-        return _event("updated", saga, attributes=document)
+        return catalog_event("updated", saga, attributes=document)
 
     async def _catalog_delete(self, connection: AsyncConnection, saga: store.Row, by: str) -> dict[str, Any]:
         await store.remove_catalog_row(connection, saga["file_id"])
@@ -244,7 +230,7 @@ class SagaService:
             details={"saga_id": str(saga["id"]), "storage_element_id": saga["storage_element_id"], "via": by},
             connection=connection,
         )
-        return _event("deleted", saga)
+        return catalog_event("deleted", saga)
 
     # -- fail and compensate -------------------------------------------------------------------------
 
@@ -312,7 +298,7 @@ class SagaService:
                 await store.update_catalog_row(
                     connection, catalog_values(attrs, settlement.document, saga_id)
                 )
-                event = _event("updated", saga, attributes=settlement.document)
+                event = catalog_event("updated", saga, attributes=settlement.document)
             if settlement.status in ("compensated", "failed"):
                 await self._ctx.audit.record(
                     "saga.compensated" if settlement.status == "compensated" else "saga.compensation_failed",
@@ -344,21 +330,30 @@ class SagaService:
         return _describe(saga, await store.steps(connection, saga_id))
 
     async def _publish(self, event: dict[str, Any] | None) -> None:
-        """Tell the query modules the catalog changed: the catalog event, and for a change of an existing
-        file the cache invalidation (its L2 entry deleted first). Best effort: cache TTLs heal a lost one."""
+        if event is not None:
+            await self.publish([event])
+
+    async def publish(self, events: list[dict[str, Any]]) -> None:
+        """Tell the query modules the catalog changed: each catalog event, and for a change of an existing
+        file the cache invalidation (its L2 entry deleted first), in order and in one round trip. Best
+        effort: cache TTLs heal a lost one."""
         redis = self._ctx.redis
-        if event is None or redis is None:
+        if not events or redis is None:
             return
         namespace = self._ctx.settings.redis_namespace
+        pipeline = redis.pipeline(transaction=False)
+        for event in events:
+            pipeline.publish(key(namespace, "catalog", "events"), json.dumps(event))
+            if event["event"] != "created":
+                pipeline.delete(metadata_key(namespace, event["file_id"]))
+                invalidation = {"file_id": event["file_id"], "event": event["event"]}
+                pipeline.publish(invalidation_channel(namespace), json.dumps(invalidation))
         try:
             async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
-                await redis.publish(key(namespace, "catalog", "events"), json.dumps(event))
-                if event["event"] != "created":
-                    await redis.delete(metadata_key(namespace, event["file_id"]))
-                    invalidation = {"file_id": event["file_id"], "event": event["event"]}
-                    await redis.publish(invalidation_channel(namespace), json.dumps(invalidation))
+                await pipeline.execute()
         except (RedisError, OSError, TimeoutError) as exc:
-            _log.warning("catalog event for %s not published: %s", event["file_id"], exc)
+            files = ", ".join(event["file_id"] for event in events)
+            _log.warning("catalog events for %s not published: %s", files, exc)
 
 
 def _ours(saga: store.Row | None, saga_id: uuid.UUID) -> store.Row:
@@ -377,7 +372,7 @@ def _same_request(existing: store.Row, new: NewSaga) -> None:
         )
 
 
-def _attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
+def attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
     if document is None:
         raise ValidationFailed(f"completing an {saga['type']} saga needs the element's attributes")
     attrs = parse_attributes(document)
@@ -391,7 +386,33 @@ def _attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttr
     return attrs
 
 
-def _event(kind: str, saga: store.Row, *, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+def upload_attributes(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
+    attrs = attributes_of(saga, document)
+    if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
+        raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
+    return attrs
+
+
+def upload_audit_entry(
+    saga: store.Row, attrs: FileAttributes, actor: str, *, request_id: str | None = None
+) -> AuditEntry:
+    return AuditEntry(
+        "file.uploaded",
+        actor=attrs.created_by or saga["created_by"],
+        subject=str(attrs.file_id),
+        details={
+            "saga_id": str(saga["id"]),
+            "storage_element_id": attrs.storage_element_id,
+            "original_filename": attrs.original_filename,
+            "size_bytes": attrs.size_bytes,
+            "sha256": attrs.sha256,
+            "via": actor,
+        },
+        request_id=request_id,
+    )
+
+
+def catalog_event(kind: str, saga: store.Row, *, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": kind,
         "file_id": str(saga["file_id"]),

@@ -133,3 +133,54 @@ async def remove_catalog_row(
         # A compensation removes only the row its own saga wrote, never an older upload's.
         statement = statement.where(files.c.saga_id == saga_id)
     return bool((await connection.execute(statement.returning(files.c.file_id))).first())
+
+
+# -- several sagas in one statement (the batch endpoints) -------------------------------------------------
+
+
+async def registered_elements(connection: AsyncConnection, element_ids: set[str]) -> set[str]:
+    statement = select(storage_elements.c.id).where(storage_elements.c.id.in_(element_ids))
+    return {str(value) for value in (await connection.execute(statement)).scalars()}
+
+
+async def insert_sagas(connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[uuid.UUID, Row]:
+    """Insert sagas without idempotency keys; each one's timestamps by id."""
+    statement = insert(sagas).returning(sagas.c.id, sagas.c.created_at, sagas.c.updated_at)
+    return {row["id"]: row for row in (await connection.execute(statement, rows)).mappings()}
+
+
+async def add_steps(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert step rows (saga_id, step, status, details each) in one round trip."""
+    if rows:
+        await connection.execute(insert(saga_steps), rows)
+
+
+async def get_many(
+    connection: AsyncConnection, saga_ids: list[uuid.UUID], *, lock: bool = False
+) -> list[Row]:
+    """The sagas found, in id order: concurrent batches lock their rows in one order and never deadlock."""
+    statement = select(sagas).where(sagas.c.id.in_(saga_ids)).order_by(sagas.c.id)
+    if lock:
+        statement = statement.with_for_update()
+    return list((await connection.execute(statement)).mappings())
+
+
+async def set_status_many(connection: AsyncConnection, saga_ids: list[uuid.UUID], status: str) -> None:
+    if saga_ids:
+        await connection.execute(
+            update(sagas).where(sagas.c.id.in_(saga_ids)).values(status=status, updated_at=func.now())
+        )
+
+
+async def insert_catalog_rows(
+    connection: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Insert catalog rows, skipping file ids already catalogued; the saga id of each row inserted, by file id."""
+    if not rows:
+        return {}
+    statement = (
+        pg_insert(files)
+        .on_conflict_do_nothing(index_elements=["file_id"])
+        .returning(files.c.file_id, files.c.saga_id)
+    )
+    return {row.file_id: row.saga_id for row in await connection.execute(statement, rows)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import uuid
 from dataclasses import dataclass
@@ -11,9 +12,15 @@ from typing import Any
 import httpx
 
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
+from artstore_common.logging import current_request_id
 from artstore_common.service_token import ServiceToken
+from artstore_ingester.clients.batching import Coalescer
+from artstore_ingester.metrics import SAGA_BATCH_SIZE
 
 _log = logging.getLogger("artstore.ingester.admin")
+
+
+Answer = tuple[int, Any]  # an item's HTTP status and its document (a saga, or a problem)
 
 
 class AdminUnreachable(DependencyUnavailable):
@@ -50,12 +57,17 @@ class AdminClient:
         *,
         timeout: float,
         complete_attempts: int,
+        batch_size: int = 1,
     ) -> None:
         self._http = http
         self._base = admin_url.rstrip("/") + "/api/v1/sagas"
         self._token = token
         self._timeout = timeout
         self._complete_attempts = complete_attempts
+        # Saga starts and completions of concurrent uploads share one request and one admin transaction.
+        self._batched = batch_size > 1
+        self._starts = Coalescer(self._send_starts, max_items=batch_size)
+        self._completions = Coalescer(self._send_completions, max_items=batch_size)
 
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         async def call(auth: dict[str, str]) -> httpx.Response:
@@ -83,10 +95,14 @@ class AdminClient:
             body["storage_element_id"] = storage_element_id
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
-        response = await self._post("", body)
-        if response.status_code not in (200, 201):
-            raise UpstreamProblem.from_response(response, "admin")
-        return Saga.parse(response.json(), created=response.status_code == 201)
+        if self._batched:
+            status, document = await self._starts.submit(body)
+        else:
+            response = await self._post("", body)
+            status, document = response.status_code, _json(response)
+        if status not in (200, 201):
+            raise UpstreamProblem.from_problem(status, document, "admin")
+        return Saga.parse(document, created=status == 201)
 
     async def complete(self, saga_id: uuid.UUID, attributes: dict[str, Any] | None) -> dict[str, Any]:
         """Complete, retrying a short while when the admin is unreachable (the call is idempotent)."""
@@ -101,11 +117,42 @@ class AdminClient:
         return await self._complete_once(saga_id, body)
 
     async def _complete_once(self, saga_id: uuid.UUID, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._post(f"/{saga_id}/complete", body)
-        if response.status_code != 200:
-            raise UpstreamProblem.from_response(response, "admin")
-        result: dict[str, Any] = response.json()
+        if self._batched:
+            item = {"saga_id": str(saga_id), **body, "request_id": current_request_id()}
+            status, document = await self._completions.submit(item)
+        else:
+            response = await self._post(f"/{saga_id}/complete", body)
+            status, document = response.status_code, _json(response)
+        if status != 200:
+            raise UpstreamProblem.from_problem(status, document, "admin")
+        result: dict[str, Any] = document
         return result
+
+    async def _send_starts(self, bodies: list[dict[str, Any]]) -> list[Answer | Exception]:
+        SAGA_BATCH_SIZE.labels("start").observe(len(bodies))
+        return await self._send_batch("/batch/start", {"sagas": bodies}, len(bodies))
+
+    async def _send_completions(self, items: list[dict[str, Any]]) -> list[Answer | Exception]:
+        SAGA_BATCH_SIZE.labels("complete").observe(len(items))
+        return await self._send_batch("/batch/complete", {"completions": items}, len(items))
+
+    async def _send_batch(self, path: str, body: dict[str, Any], count: int) -> list[Answer | Exception]:
+        """Each item's (status, document), as the single endpoint would have answered it."""
+        try:
+            response = await self._post(path, body)
+        except AdminUnreachable as exc:
+            return [AdminUnreachable(exc.detail) for _ in range(count)]
+        if response.status_code != 200:
+            problem = UpstreamProblem.from_response(response, "admin")
+            return [copy.copy(problem) for _ in range(count)]
+        answers: list[Answer | Exception] = []
+        for result in response.json()["results"]:
+            status = int(result["status"])
+            if status >= 500:
+                answers.append(AdminUnreachable(f"the admin failed ({status}): {result.get('problem')}"))
+            else:
+                answers.append((status, result.get("saga") or result.get("problem")))
+        return answers
 
     async def fail(self, saga_id: uuid.UUID, error: str) -> None:
         """Report a failure so the admin compensates now; best effort, as its recovery loop would too."""
@@ -129,6 +176,13 @@ class AdminClient:
             _log.warning("saga %s: heartbeat not delivered: %s", saga_id, exc.detail)
             return True
         return response.status_code != 409
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -1,0 +1,86 @@
+"""Concurrent uploads share the admin's saga requests, and each is still stored and catalogued on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import uuid
+
+import httpx
+
+from tests.support.cluster import Cluster, ClusterFactory
+from tests.support.files import attr_json, shard
+
+UPLOADS = 32
+
+
+def _batch_metric(metrics: str, call: str, part: str) -> float:
+    match = re.search(rf'^artstore_ingester_saga_batch_items_{part}{{call="{call}"}} (\S+)$', metrics, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def _upload_all(cluster: Cluster, contents: list[bytes]) -> list[httpx.Response]:
+    headers = {"Authorization": f"Bearer {cluster.token()}", "X-Artstore-Filename": "batch.txt"}
+    limits = httpx.Limits(max_connections=len(contents))
+    async with httpx.AsyncClient(
+        base_url=f"{cluster.ingester.url}/api/v1", headers=headers, limits=limits, timeout=120
+    ) as client:
+        return await asyncio.gather(*(client.post("/files", content=content) for content in contents))
+
+
+def test_concurrent_uploads_share_saga_requests_and_each_is_stored_whole(cluster: Cluster):
+    before = cluster.metrics()
+    contents = [f"document number {i}\n".encode() * (i + 1) for i in range(UPLOADS)]
+
+    responses = asyncio.run(_upload_all(cluster, contents))
+
+    assert [r.status_code for r in responses] == [201] * UPLOADS, [
+        r.text for r in responses if r.status_code != 201
+    ]
+    answers = [r.json() for r in responses]
+    assert len({a["file_id"] for a in answers}) == UPLOADS
+    for content, answer in zip(contents, answers, strict=True):
+        assert answer["sha256"] == hashlib.sha256(content).hexdigest()
+        element = next(
+            se for se in cluster.elements.values() if se.element_id == answer["storage_element_id"]
+        )
+        assert (
+            shard(element.data_dir, answer["file_id"]) / f"{answer['file_id']}.bin"
+        ).read_bytes() == content
+        assert attr_json(element.data_dir, answer["file_id"]) == answer
+        [row] = cluster.catalog(answer["file_id"])
+        assert (row["sha256"], row["size_bytes"]) == (answer["sha256"], len(content))
+        [saga] = cluster.sagas(file_id=row["file_id"])
+        assert (saga["status"], str(saga["id"])) == ("completed", answer["saga_id"])
+
+    after = cluster.metrics()
+    for call in ("start", "complete"):
+        items = _batch_metric(after, call, "sum") - _batch_metric(before, call, "sum")
+        requests = _batch_metric(after, call, "count") - _batch_metric(before, call, "count")
+        assert items == UPLOADS, f"{call}: {items} sagas went in batches, {UPLOADS} uploads were made"
+        assert requests < UPLOADS, f"{call}: {UPLOADS} uploads at once took {requests} requests to the admin"
+
+
+def test_with_batching_off_each_saga_goes_alone_and_uploads_patches_and_deletes_work(
+    make_cluster: ClusterFactory,
+):
+    cluster = make_cluster(modes=("edit",), ingester_settings={"saga_batch_size": 1})
+    client = cluster.client()
+
+    headers = {
+        "X-Artstore-Filename": "alone.txt",
+        "X-Artstore-Attributes": '{"retention": {"policy": "temporary"}}',
+    }
+    stored = client.post("/files", content=b"alone", headers=headers)
+    assert stored.status_code == 201, stored.text
+    file_id = stored.json()["file_id"]
+    patched = client.patch(f"/files/{file_id}", json={"description": "changed"})
+    assert patched.status_code == 200, patched.text
+    assert cluster.catalog(file_id)[0]["description"] == "changed"
+    assert client.delete(f"/files/{file_id}").status_code == 200
+    assert cluster.catalog(file_id) == []
+    assert [s["status"] for s in cluster.sagas(file_id=uuid.UUID(file_id))] == ["completed"] * 3
+
+    metrics = cluster.metrics()
+    assert _batch_metric(metrics, "start", "count") == _batch_metric(metrics, "complete", "count") == 0
