@@ -45,7 +45,7 @@ class AuditEvent(BaseModel):
         return value
 
 
-def _audit(request: Request) -> AuditLog:
+async def _audit(request: Request) -> AuditLog:
     log: AuditLog = request.app.state.audit
     return log
 

@@ -67,12 +67,12 @@ class SagaFailure(BaseModel):
     error: str = Field(min_length=1, max_length=4000)
 
 
-def _sagas(request: Request) -> SagaService:
+async def _sagas(request: Request) -> SagaService:
     service: SagaService = request.app.state.sagas
     return service
 
 
-def _batches(request: Request) -> SagaBatches:
+async def _batches(request: Request) -> SagaBatches:
     service: SagaBatches = request.app.state.saga_batches
     return service
 

@@ -38,12 +38,12 @@ class ModeRequest(BaseModel):
     target_mode: Literal["edit", "rw", "ro", "ar"]
 
 
-def _registry(request: Request) -> RegistryService:
+async def _registry(request: Request) -> RegistryService:
     registry: RegistryService = request.app.state.registry
     return registry
 
 
-def _mode_change(request: Request) -> ModeChange:
+async def _mode_change(request: Request) -> ModeChange:
     saga: ModeChange = request.app.state.mode_change
     return saga
 

@@ -28,12 +28,12 @@ class FilePatch(BaseModel):
     metadata: dict[str, MetadataValue] | None = Field(default=None, max_length=100)
 
 
-def _uploads(request: Request) -> UploadService:
+async def _uploads(request: Request) -> UploadService:
     service: UploadService = request.app.state.uploads
     return service
 
 
-def _changes(request: Request) -> FileChanges:
+async def _changes(request: Request) -> FileChanges:
     service: FileChanges = request.app.state.changes
     return service
 

@@ -14,7 +14,7 @@ from artstore_query.search.service import SearchService
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
 
-def _search(request: Request) -> SearchService:
+async def _search(request: Request) -> SearchService:
     service: SearchService = request.app.state.search
     return service
 
