@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -306,5 +308,58 @@ def test_element_killed_mid_upload_fails_the_client_and_leaves_nothing(
     rw.start()
     wait_compensated(cluster, saga["id"])
     assert "element_compensated" in saga_steps(cluster, saga["id"])
+    assert_no_trace(cluster, file_id, kept, token)
+    assert_kept(cluster, kept, token)
+
+
+@pytest.fixture
+def impatient_cluster(make_cluster: ClusterFactory) -> Cluster:
+    """The ingester gives an element 2 s to take each piece of a body and to answer."""
+    made = make_cluster(
+        admin_settings=ADMIN_SETTINGS, ingester_settings={**INGESTER_SETTINGS, "se_timeout_seconds": 2}
+    )
+    eventually(
+        lambda: httpx.get(f"{made.ingester.url}/health/ready", timeout=5).status_code == 200,
+        within=30,
+        what="ingester ready (signing keys and a discovery snapshot)",
+    )
+    return made
+
+
+def test_a_slow_client_is_not_taken_for_a_stalled_element(impatient_cluster: Cluster):
+    cluster = impatient_cluster
+    upload = HeldUpload(cluster.client(timeout=60), size=HOLD_AT + 4 * MiB).start()
+    running_upload_saga(cluster, cluster.elements["rw"])
+
+    time.sleep(5)  # the client sends nothing for longer than the element's timeout
+    outcome = upload.outcome(within=30)
+
+    assert upload.response is not None, outcome
+    assert upload.response.status_code == 201, outcome
+    assert len(cluster.catalog(upload.response.json()["file_id"])) == 1
+
+
+def test_an_element_that_stops_taking_the_body_fails_the_upload_in_time_and_leaves_nothing(
+    impatient_cluster: Cluster,
+):
+    cluster = impatient_cluster
+    token = cluster.token()
+    kept = upload_small(cluster, cluster.client(timeout=60))
+    rw = cluster.elements["rw"]
+    upload = HeldUpload(cluster.client(timeout=60)).start()
+    saga = running_upload_saga(cluster, rw)
+    file_id = str(saga["file_id"])
+
+    os.kill(rw.pid, signal.SIGSTOP)  # alive and connected, but reads nothing more
+    try:
+        # Without a deadline on the element the ingester would wait for it as long as the client waits.
+        outcome = upload.outcome(within=30)
+        if upload.response is not None:
+            assert upload.response.status_code == 503, outcome
+            assert "stopped taking the body" in upload.response.json()["detail"], outcome
+        assert cluster.catalog(file_id) == []
+    finally:
+        os.kill(rw.pid, signal.SIGCONT)
+    wait_compensated(cluster, saga["id"])
     assert_no_trace(cluster, file_id, kept, token)
     assert_kept(cluster, kept, token)

@@ -66,6 +66,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             yield
         finally:
             await uploads.close()
+            await elements.close()
             await links.close()
 
     app = build_app(SERVICE, settings, lifespan)
