@@ -395,9 +395,9 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
         "idempotency_key": "k1",
     }
     started = cluster.api.post(
-        "/sagas/batch/start",
+        "/sagas/batch",
         json={
-            "sagas": [
+            "start": [
                 {"type": "upload", "file_id": first, "storage_element_id": element},
                 {"type": "upload", "file_id": second, "storage_element_id": element},
                 {"type": "upload", "file_id": mismatched, "storage_element_id": element},
@@ -408,7 +408,8 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
         },
     )
     assert started.status_code == 200, started.text
-    results = started.json()["results"]
+    results = started.json()["start"]
+    assert started.json()["complete"] == []
     assert [r["status"] for r in results] == [201, 201, 201, 422, 201, 200]
     assert "'se-nowhere' is not registered" in results[3]["problem"]["detail"]
     assert results[3]["problem"]["code"] == "VALIDATION_ERROR"
@@ -422,24 +423,27 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
     events = redis.Redis.from_url(infra.redis_url).pubsub(ignore_subscribe_messages=True)
     events.subscribe(f"{infra.redis_namespace}:catalog:events")
     try:
+        # Completions travel with the start of another upload, as the ingester sends them.
         completed = cluster.api.post(
-            "/sagas/batch/complete",
+            "/sagas/batch",
             json={
-                "completions": [
+                "start": [{"type": "upload", "file_id": str(uuid.uuid4()), "storage_element_id": element}],
+                "complete": [
                     {"saga_id": sagas[0]["id"], "attributes": documents[0], "request_id": "upload-request-1"},
                     {"saga_id": sagas[1]["id"], "attributes": documents[1]},
                     # The third saga's completion names another file: refused, and that saga stays started.
                     {"saga_id": sagas[2]["id"], "attributes": documents[0]},
                     {"saga_id": str(uuid.uuid4()), "attributes": documents[0]},
                     {"saga_id": sagas[0]["id"], "attributes": documents[0]},
-                ]
+                ],
             },
         )
         published = [_poll(lambda: events.get_message(timeout=0.5), deadline_seconds=10) for _ in range(2)]
     finally:
         events.close()
     assert completed.status_code == 200, completed.text
-    results = completed.json()["results"]
+    assert [r["status"] for r in completed.json()["start"]] == [201]
+    results = completed.json()["complete"]
     assert [r["status"] for r in results] == [200, 200, 422, 404, 200]
     assert (
         results[0]["saga"]["status"]
@@ -465,18 +469,18 @@ def test_a_batch_refuses_to_complete_an_undone_saga_and_needs_internal(cluster: 
     assert cluster.api.post(f"/sagas/{saga_id}/fail", json={"error": "client went away"}).status_code == 200
 
     completed = cluster.api.post(
-        "/sagas/batch/complete", json={"completions": [{"saga_id": saga_id, "attributes": attributes}]}
+        "/sagas/batch", json={"complete": [{"saga_id": saga_id, "attributes": attributes}]}
     )
     assert completed.status_code == 200, completed.text
-    [result] = completed.json()["results"]
+    [result] = completed.json()["complete"]
     assert (result["status"], result["problem"]["code"]) == (409, "SAGA_COMPENSATED")
     assert _catalog(cluster.admin, file_id) == []
 
     with _api(cluster.admin, cluster.admin.token()) as admin_api:  # ADMIN, but not a system account
         body = {
-            "sagas": [{"type": "upload", "file_id": file_id, "storage_element_id": cluster.se.element_id}]
+            "start": [{"type": "upload", "file_id": file_id, "storage_element_id": cluster.se.element_id}]
         }
-        assert admin_api.post("/sagas/batch/start", json=body).status_code == 403
-    assert cluster.api.post("/sagas/batch/start", json={"sagas": []}).status_code == 422
-    too_many = {"completions": [{"saga_id": str(uuid.uuid4())}] * 101}
-    assert cluster.api.post("/sagas/batch/complete", json=too_many).status_code == 422
+        assert admin_api.post("/sagas/batch", json=body).status_code == 403
+    assert cluster.api.post("/sagas/batch", json={"start": [], "complete": []}).status_code == 422
+    too_many = {"complete": [{"saga_id": str(uuid.uuid4())}] * 101}
+    assert cluster.api.post("/sagas/batch", json=too_many).status_code == 422

@@ -34,7 +34,7 @@ class IngesterSettings(ClusterServiceSettings):
         default=32,
         ge=1,
         le=100,
-        description="most saga starts (or completions) of concurrent uploads sent to the admin in one request; "
+        description="most saga starts and completions of concurrent uploads sent to the admin in one request; "
         "1 sends each on its own",
     )
     saga_heartbeat_seconds: float = Field(

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from artstore_admin.sagas.batches import Completion, SagaBatches
 from artstore_admin.sagas.service import NewSaga, SagaService
@@ -44,21 +44,22 @@ class SagaCompletion(BaseModel):
     attributes: dict[str, Any] | None = None
 
 
-class SagaStartBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sagas: list[SagaStart] = Field(min_length=1, max_length=MAX_BATCH)
-
-
 class SagaCompletionItem(SagaCompletion):
     saga_id: uuid.UUID
     request_id: str | None = Field(default=None, max_length=128)
 
 
-class SagaCompletionBatch(BaseModel):
+class SagaBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    completions: list[SagaCompletionItem] = Field(min_length=1, max_length=MAX_BATCH)
+    start: list[SagaStart] = Field(default_factory=list, max_length=MAX_BATCH)
+    complete: list[SagaCompletionItem] = Field(default_factory=list, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SagaBatch:
+        if not self.start and not self.complete:
+            raise ValueError("a batch starts or completes at least one saga")
+        return self
 
 
 class SagaFailure(BaseModel):
@@ -113,10 +114,11 @@ async def start_saga(
     return saga
 
 
-@router.post("/batch/start")
-async def start_sagas(body: SagaStartBatch, batches: Batches, principal: Internal) -> dict[str, Any]:
-    """Several POST /sagas in one request: `results[i]` answers `sagas[i]` with the status that call would
-    have had and its `saga`, or its `problem`. A saga written here is summarized, not described in full."""
+@router.post("/batch")
+async def run_batch(body: SagaBatch, batches: Batches, principal: Internal) -> dict[str, Any]:
+    """Several POST /sagas and POST /sagas/{id}/complete in one request: `start[i]` answers `start[i]`,
+    `complete[i]` answers `complete[i]`, each with the status that call would have had and its `saga`, or
+    its `problem`. A saga written here is summarized, not described in full."""
     news = [
         NewSaga(
             type=item.type,
@@ -125,16 +127,11 @@ async def start_sagas(body: SagaStartBatch, batches: Batches, principal: Interna
             idempotency_key=item.idempotency_key,
             payload=item.payload,
         )
-        for item in body.sagas
+        for item in body.start
     ]
-    return {"results": [result.as_dict() for result in await batches.start(news, principal.sub)]}
-
-
-@router.post("/batch/complete")
-async def complete_sagas(body: SagaCompletionBatch, batches: Batches, principal: Internal) -> dict[str, Any]:
-    """Several POST /sagas/{id}/complete in one request, answered item by item as /batch/start is."""
-    completions = [Completion(item.saga_id, item.attributes, item.request_id) for item in body.completions]
-    return {"results": [result.as_dict() for result in await batches.complete(completions, principal.sub)]}
+    completions = [Completion(item.saga_id, item.attributes, item.request_id) for item in body.complete]
+    started, completed = await batches.run(news, completions, principal.sub)
+    return {"start": [r.as_dict() for r in started], "complete": [r.as_dict() for r in completed]}
 
 
 @router.get("/{saga_id}")

@@ -21,6 +21,7 @@ _log = logging.getLogger("artstore.ingester.admin")
 
 
 Answer = tuple[int, Any]  # an item's HTTP status and its document (a saga, or a problem)
+BatchItem = tuple[str, dict[str, Any]]  # ("start" or "complete", what the single call would send)
 
 
 class AdminUnreachable(DependencyUnavailable):
@@ -66,8 +67,7 @@ class AdminClient:
         self._complete_attempts = complete_attempts
         # Saga starts and completions of concurrent uploads share one request and one admin transaction.
         self._batched = batch_size > 1
-        self._starts = Coalescer(self._send_starts, max_items=batch_size)
-        self._completions = Coalescer(self._send_completions, max_items=batch_size)
+        self._batches = Coalescer(self._send_batch, max_items=batch_size)
 
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         async def call(auth: dict[str, str]) -> httpx.Response:
@@ -96,7 +96,7 @@ class AdminClient:
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
         if self._batched:
-            status, document = await self._starts.submit(body)
+            status, document = await self._batches.submit(("start", body))
         else:
             response = await self._post("", body)
             status, document = response.status_code, _json(response)
@@ -119,7 +119,7 @@ class AdminClient:
     async def _complete_once(self, saga_id: uuid.UUID, body: dict[str, Any]) -> dict[str, Any]:
         if self._batched:
             item = {"saga_id": str(saga_id), **body, "request_id": current_request_id()}
-            status, document = await self._completions.submit(item)
+            status, document = await self._batches.submit(("complete", item))
         else:
             response = await self._post(f"/{saga_id}/complete", body)
             status, document = response.status_code, _json(response)
@@ -128,31 +128,24 @@ class AdminClient:
         result: dict[str, Any] = document
         return result
 
-    async def _send_starts(self, bodies: list[dict[str, Any]]) -> list[Answer | Exception]:
-        SAGA_BATCH_SIZE.labels("start").observe(len(bodies))
-        return await self._send_batch("/batch/start", {"sagas": bodies}, len(bodies))
-
-    async def _send_completions(self, items: list[dict[str, Any]]) -> list[Answer | Exception]:
-        SAGA_BATCH_SIZE.labels("complete").observe(len(items))
-        return await self._send_batch("/batch/complete", {"completions": items}, len(items))
-
-    async def _send_batch(self, path: str, body: dict[str, Any], count: int) -> list[Answer | Exception]:
+    async def _send_batch(self, items: list[BatchItem]) -> list[Answer | Exception]:
         """Each item's (status, document), as the single endpoint would have answered it."""
+        body: dict[str, list[dict[str, Any]]] = {"start": [], "complete": []}
+        for call, item in items:
+            body[call].append(item)
+        for call, sent in body.items():
+            if sent:
+                SAGA_BATCH_SIZE.labels(call).observe(len(sent))
         try:
-            response = await self._post(path, body)
+            response = await self._post("/batch", body)
         except AdminUnreachable as exc:
-            return [AdminUnreachable(exc.detail) for _ in range(count)]
+            return [AdminUnreachable(exc.detail) for _ in items]
         if response.status_code != 200:
             problem = UpstreamProblem.from_response(response, "admin")
-            return [copy.copy(problem) for _ in range(count)]
-        answers: list[Answer | Exception] = []
-        for result in response.json()["results"]:
-            status = int(result["status"])
-            if status >= 500:
-                answers.append(AdminUnreachable(f"the admin failed ({status}): {result.get('problem')}"))
-            else:
-                answers.append((status, result.get("saga") or result.get("problem")))
-        return answers
+            return [copy.copy(problem) for _ in items]
+        results = response.json()
+        answers = {call: iter(results[call]) for call in body}
+        return [_answer(next(answers[call])) for call, _ in items]
 
     async def fail(self, saga_id: uuid.UUID, error: str) -> None:
         """Report a failure so the admin compensates now; best effort, as its recovery loop would too."""
@@ -176,6 +169,13 @@ class AdminClient:
             _log.warning("saga %s: heartbeat not delivered: %s", saga_id, exc.detail)
             return True
         return response.status_code != 409
+
+
+def _answer(result: dict[str, Any]) -> Answer | Exception:
+    status = int(result["status"])
+    if status >= 500:
+        return AdminUnreachable(f"the admin failed ({status}): {result.get('problem')}")
+    return status, result.get("saga") or result.get("problem")
 
 
 def _json(response: httpx.Response) -> Any:
