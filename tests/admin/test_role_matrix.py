@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[str, str], str | tuple[str, ...] | None] = {
     ("POST", "/api/v1/storage-elements/{element_id}/sync"): "storage:write",
     ("POST", "/api/v1/storage-elements/{element_id}/mode"): "storage:write",
     ("POST", "/api/v1/sagas"): "internal",
+    ("POST", "/api/v1/sagas/batch"): "internal",
     # Read by the services that run sagas, and by auditors following the trail of a file.
     ("GET", "/api/v1/sagas/{saga_id}"): ("internal", "audit:read"),
     ("POST", "/api/v1/sagas/{saga_id}/complete"): "internal",

@@ -89,13 +89,23 @@ class AuditLog:
         """Append records in order under one hold of the chain lock; their ids."""
         if not entries:
             return []
+        rows = self.seal(entries, await self.lock_head(connection))
+        await connection.execute(insert(audit_log), rows)
+        return [int(row["id"]) for row in rows]
+
+    async def lock_head(self, connection: AsyncConnection) -> tuple[int, str]:
+        """Take the chain's lock for `connection`'s transaction; the next record's id and prev_hash."""
         await connection.execute(_CHAIN_LOCK)
         last = (
             await connection.execute(
                 select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
             )
         ).first()
-        next_id, prev_hash = (1, GENESIS) if last is None else (last.id + 1, last.hash)
+        return (1, GENESIS) if last is None else (last.id + 1, last.hash)
+
+    def seal(self, entries: list[AuditEntry], head: tuple[int, str]) -> list[dict[str, Any]]:
+        """The rows of `entries`, chained after `head` (from lock_head) and signed, for audit_log."""
+        next_id, prev_hash = head
         request_id = current_request_id()
         rows: list[dict[str, Any]] = []
         for entry in entries:
@@ -116,8 +126,7 @@ class AuditLog:
             row["signature"] = self._sign(row["hash"])
             rows.append(row)
             next_id, prev_hash = next_id + 1, row["hash"]
-        await connection.execute(insert(audit_log), rows)
-        return [int(row["id"]) for row in rows]
+        return rows
 
     async def verify(self) -> tuple[int, BrokenLink | None]:
         """Walk the chain in order; return how many records were checked and the first broken link."""

@@ -1,33 +1,31 @@
 """Many sagas started and completed in one request: the ingester's uploads coalesced (DESIGN section 4).
 
 Each item means exactly what the single endpoint means and gets the answer the single endpoint would give
-(status and saga, or a problem), but the common case costs one transaction for the whole batch: upload
-sagas without an idempotency key are inserted together, and upload completions catalog their files, write
-their steps and append their audit records (one hold of the audit chain's lock) together. Anything else
-(keys, updates, deletes, repeated completions) goes through the single-saga path, item by item, after.
+(status and saga, or a problem), but the common case costs one transaction and a few statements for the
+whole batch: upload sagas without an idempotency key are started in one statement, and completions of
+started upload sagas catalog their files, record their steps and append their audit records (one hold of
+the audit chain's lock) in another. Anything else (keys, updates, deletes, a saga no longer started, a file
+already catalogued) is answered by the single-saga path, item by item: when the batch statement finds such
+a completion, the batch's transaction is undone and every item of it takes that path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from artstore_admin.context import AdminContext
 from artstore_admin.sagas import store
-from artstore_admin.sagas.catalog import FileAttributes, catalog_values
+from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
-from artstore_admin.sagas.service import (
-    NewSaga,
-    SagaService,
-    catalog_event,
-    upload_attributes,
-    upload_audit_entry,
-)
-from artstore_common.errors import ArtStoreError, Conflict, SagaCompensated, ValidationFailed, problem_body
+from artstore_admin.sagas.service import NewSaga, SagaService, catalog_event, upload_audit_entry
+from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,19 @@ class ItemResult:
         return {"status": self.status, "saga": self.saga}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Upload:
+    """A completion the batch statement can take: what its saga must be, and what to catalog."""
+
     index: int
-    saga: store.Row
+    saga: dict[str, Any]  # id, type, file_id, storage_element_id, created_by: the saga as it must stand
     attrs: FileAttributes
     document: dict[str, Any]
     request_id: str | None
+
+
+class _NotAllCompleted(Exception):
+    """A completion in the batch needs the single path's answer."""
 
 
 class SagaBatches:
@@ -69,6 +73,7 @@ class SagaBatches:
         self._ctx = ctx
         self._sagas = sagas
         self._element_changed = element_changed
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def run(
         self, news: list[NewSaga], completions: list[Completion], actor: str
@@ -76,22 +81,26 @@ class SagaBatches:
         """Start `news` and complete `completions`: the answers to each, in their order."""
         started: dict[int, ItemResult] = {}
         completed: dict[int, ItemResult] = {}
-        plain = {i: new for i, new in enumerate(news) if new.type == "upload" and new.idempotency_key is None}
-        done: list[_Upload] = []
-        if plain or completions:
-            async with self._ctx.engine.begin() as connection:
-                started.update(await self._start_plain_uploads(connection, plain, actor))
-                # Last before COMMIT: the audit chain's lock is held from the first record to the end.
-                done = await self._complete_uploads(connection, completions, completed, actor)
-        for upload in done:
-            SAGA_OUTCOMES.labels("upload", "completed").inc()
-            completed[upload.index] = ItemResult(
-                200, _summary(upload.saga, "completed", upload.saga["created_at"])
-            )
-        await self._sagas.publish([catalog_event("created", u.saga, attributes=u.document) for u in done])
-        for element_id in {str(u.saga["storage_element_id"]) for u in done}:
-            self._element_changed(element_id)
-        # What the batch path left alone gets the single path's answer: keys, updates, deletes, repeats.
+        plain = {
+            i: new
+            for i, new in enumerate(news)
+            if new.type == "upload" and new.idempotency_key is None and new.storage_element_id is not None
+        }
+        uploads = _uploads(completions, completed, actor)
+        if plain or uploads:
+            try:
+                async with self._ctx.engine.begin() as connection:
+                    started.update(await self._start_uploads(connection, plain, actor))
+                    completed.update(await self._complete_uploads(connection, uploads, actor))
+            except (_NotAllCompleted, IntegrityError):
+                started = {i: r for i, r in started.items() if i not in plain}
+                completed = {i: r for i, r in completed.items() if i not in {u.index for u in uploads}}
+                uploads = []
+        if uploads:
+            SAGA_OUTCOMES.labels("upload", "completed").inc(len(uploads))
+            self._announce([catalog_event("created", u.saga, attributes=u.document) for u in uploads])
+            for element_id in {u.attrs.storage_element_id for u in uploads}:
+                self._element_changed(element_id)
         for index, new in enumerate(news):
             if index not in started:
                 started[index] = await self._one(self._start_one(new, actor))
@@ -99,6 +108,54 @@ class SagaBatches:
             if index not in completed:
                 completed[index] = await self._one(self._complete_one(completion, actor))
         return [started[i] for i in range(len(news))], [completed[i] for i in range(len(completions))]
+
+    async def _start_uploads(
+        self, connection: AsyncConnection, news: dict[int, NewSaga], actor: str
+    ) -> dict[int, ItemResult]:
+        if not news:
+            return {}
+        sagas: dict[int, dict[str, Any]] = {
+            index: {
+                "id": uuid.uuid4(),
+                "type": "upload",
+                "file_id": new.file_id,
+                "storage_element_id": new.storage_element_id,
+                "payload": new.payload,
+            }
+            for index, new in news.items()
+        }
+        created = await store.start_uploads(connection, list(sagas.values()), actor)
+        results: dict[int, ItemResult] = {}
+        for index, saga in sagas.items():
+            if saga["id"] in created:
+                results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]]))
+            else:
+                results[index] = ItemResult.refused(
+                    ValidationFailed(
+                        f"storage element '{saga['storage_element_id']}' is not registered; "
+                        "register it with POST /api/v1/storage-elements first"
+                    )
+                )
+        return results
+
+    async def _complete_uploads(
+        self, connection: AsyncConnection, uploads: list[_Upload], actor: str
+    ) -> dict[int, ItemResult]:
+        if not uploads:
+            return {}
+        # Last before COMMIT: the audit chain's lock is held from here to the end of the transaction.
+        audit = self._ctx.audit
+        records = audit.seal(
+            [upload_audit_entry(u.saga, u.attrs, actor, request_id=u.request_id) for u in uploads],
+            await audit.lock_head(connection),
+        )
+        rows = [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
+        created = await store.complete_uploads(connection, rows, records, actor)
+        if len(created) != len(uploads):
+            raise _NotAllCompleted
+        return {
+            u.index: ItemResult(200, _summary(u.saga, "completed", created[u.saga["id"]])) for u in uploads
+        }
 
     async def _start_one(self, new: NewSaga, actor: str) -> ItemResult:
         saga, created = await self._sagas.start(new, actor)
@@ -114,114 +171,42 @@ class SagaBatches:
         except ArtStoreError as exc:
             return ItemResult.refused(exc)
 
-    async def _start_plain_uploads(
-        self, connection: AsyncConnection, news: dict[int, NewSaga], actor: str
-    ) -> dict[int, ItemResult]:
-        if not news:
-            return {}
-        results: dict[int, ItemResult] = {}
-        rows: dict[int, dict[str, Any]] = {}
-        wanted = {new.storage_element_id for new in news.values() if new.storage_element_id}
-        registered = await store.registered_elements(connection, wanted) if wanted else set()
-        for index, new in news.items():
-            if new.storage_element_id is None:
-                results[index] = ItemResult.refused(
-                    ValidationFailed("an upload saga needs the storage_element_id it will write to")
-                )
-            elif new.storage_element_id not in registered:
-                results[index] = ItemResult.refused(
-                    ValidationFailed(
-                        f"storage element '{new.storage_element_id}' is not registered; "
-                        "register it with POST /api/v1/storage-elements first"
-                    )
-                )
-            else:
-                rows[index] = {
-                    "id": uuid.uuid4(),
-                    "type": "upload",
-                    "status": "started",
-                    "file_id": new.file_id,
-                    "storage_element_id": new.storage_element_id,
-                    "idempotency_key": None,
-                    "payload": new.payload,
-                    "created_by": actor,
-                }
-        if rows:
-            stamps = await store.insert_sagas(connection, list(rows.values()))
-            await store.add_steps(
-                connection,
-                [
-                    {"saga_id": row["id"], "step": "started", "status": "done", "details": {"by": actor}}
-                    for row in rows.values()
-                ],
-            )
-            for index, row in rows.items():
-                results[index] = ItemResult(201, _summary(row, "started", stamps[row["id"]]["created_at"]))
-        return results
+    def _announce(self, events: list[dict[str, Any]]) -> None:
+        """Publish after answering: the events are best effort and the ingesters wait for the answer."""
+        task = asyncio.create_task(self._sagas.publish(events), name="catalog-events")
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
-    async def _complete_uploads(
-        self,
-        connection: AsyncConnection,
-        completions: list[Completion],
-        results: dict[int, ItemResult],
-        actor: str,
-    ) -> list[_Upload]:
-        """Catalog what the completions' started upload sagas stored; refusals go into `results`."""
-        if not completions:
-            return []
-        uploads: list[_Upload] = []
-        found = {
-            row["id"]: row
-            for row in await store.get_many(connection, [c.saga_id for c in completions], lock=True)
+
+def _uploads(completions: list[Completion], refused: dict[int, ItemResult], actor: str) -> list[_Upload]:
+    """The completions the batch statement can take; what attr.json alone refuses goes into `refused`."""
+    uploads: list[_Upload] = []
+    seen: set[uuid.UUID] = set()
+    for index, completion in enumerate(completions):
+        if completion.saga_id in seen or completion.attributes is None:
+            continue  # a repeat, or not an upload: the single path answers
+        seen.add(completion.saga_id)
+        try:
+            attrs = parse_attributes(completion.attributes)
+        except ArtStoreError as exc:
+            refused[index] = ItemResult.refused(exc)
+            continue
+        if attrs.created_by is None or (
+            attrs.saga_id is not None and attrs.saga_id != str(completion.saga_id)
+        ):
+            continue  # the single path knows the saga's own account, and says which saga wrote the file
+        saga = {
+            "id": completion.saga_id,
+            "type": "upload",
+            "file_id": attrs.file_id,
+            "storage_element_id": attrs.storage_element_id,
+            "created_by": actor,
         }
-        seen: set[uuid.UUID] = set()
-        for index, completion in enumerate(completions):
-            saga = found.get(completion.saga_id)
-            if saga is None or saga["type"] != "upload" or completion.saga_id in seen:
-                continue  # the single path answers: not found, another type, or a repeat
-            seen.add(completion.saga_id)
-            if saga["status"] == "completed":
-                continue
-            if saga["status"] != "started":
-                results[index] = ItemResult.refused(
-                    SagaCompensated(
-                        f"saga {saga['id']} was {saga['status']} ({saga['error'] or 'no reason recorded'}); "
-                        "what it wrote was undone, so it cannot complete: start a new saga and upload again"
-                    )
-                )
-                continue
-            try:
-                attrs = upload_attributes(saga, completion.attributes)
-            except ArtStoreError as exc:
-                results[index] = ItemResult.refused(exc)
-                continue
-            assert completion.attributes is not None
-            uploads.append(_Upload(index, saga, attrs, completion.attributes, completion.request_id))
-        catalogued = await store.insert_catalog_rows(
-            connection, [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
-        )
-        done: list[_Upload] = []
-        for upload in uploads:
-            if catalogued.get(upload.attrs.file_id) == upload.saga["id"]:
-                done.append(upload)
-            else:
-                results[upload.index] = ItemResult.refused(
-                    Conflict(f"file {upload.attrs.file_id} is already in the catalog; files are written once")
-                )
-        ids = [u.saga["id"] for u in done]
-        await store.add_steps(
-            connection,
-            [{"saga_id": i, "step": "completed", "status": "done", "details": {"by": actor}} for i in ids],
-        )
-        await store.set_status_many(connection, ids, "completed")
-        await self._ctx.audit.record_many(
-            [upload_audit_entry(u.saga, u.attrs, actor, request_id=u.request_id) for u in done],
-            connection=connection,
-        )
-        return done
+        uploads.append(_Upload(index, saga, attrs, completion.attributes, completion.request_id))
+    return uploads
 
 
-def _summary(saga: dict[str, Any] | store.Row, status: str, created_at: Any) -> dict[str, Any]:
+def _summary(saga: dict[str, Any], status: str, created_at: Any) -> dict[str, Any]:
     """What a batch answers for a saga it wrote itself; GET /api/v1/sagas/{id} gives the whole record."""
     return {
         "id": str(saga["id"]),

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -394,7 +394,7 @@ def upload_attributes(saga: store.Row, document: dict[str, Any] | None) -> FileA
 
 
 def upload_audit_entry(
-    saga: store.Row, attrs: FileAttributes, actor: str, *, request_id: str | None = None
+    saga: Mapping[Any, Any], attrs: FileAttributes, actor: str, *, request_id: str | None = None
 ) -> AuditEntry:
     return AuditEntry(
         "file.uploaded",
@@ -412,7 +412,9 @@ def upload_audit_entry(
     )
 
 
-def catalog_event(kind: str, saga: store.Row, *, attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+def catalog_event(
+    kind: str, saga: Mapping[Any, Any], *, attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": kind,
         "file_id": str(saga["file_id"]),

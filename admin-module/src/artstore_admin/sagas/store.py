@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, insert, or_, select, update
+from sqlalchemy import RowMapping, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -135,52 +136,145 @@ async def remove_catalog_row(
     return bool((await connection.execute(statement.returning(files.c.file_id))).first())
 
 
-# -- several sagas in one statement (the batch endpoints) -------------------------------------------------
+# -- many upload sagas in one statement each (the batch endpoint) -----------------------------------------
 
-
-async def registered_elements(connection: AsyncConnection, element_ids: set[str]) -> set[str]:
-    statement = select(storage_elements.c.id).where(storage_elements.c.id.in_(element_ids))
-    return {str(value) for value in (await connection.execute(statement)).scalars()}
-
-
-async def insert_sagas(connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[uuid.UUID, Row]:
-    """Insert sagas without idempotency keys; each one's timestamps by id."""
-    statement = insert(sagas).returning(sagas.c.id, sagas.c.created_at, sagas.c.updated_at)
-    return {row["id"]: row for row in (await connection.execute(statement, rows)).mappings()}
-
-
-async def add_steps(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert step rows (saga_id, step, status, details each) in one round trip."""
-    if rows:
-        await connection.execute(insert(saga_steps), rows)
-
-
-async def get_many(
-    connection: AsyncConnection, saga_ids: list[uuid.UUID], *, lock: bool = False
-) -> list[Row]:
-    """The sagas found, in id order: concurrent batches lock their rows in one order and never deadlock."""
-    statement = select(sagas).where(sagas.c.id.in_(saga_ids)).order_by(sagas.c.id)
-    if lock:
-        statement = statement.with_for_update()
-    return list((await connection.execute(statement)).mappings())
-
-
-async def set_status_many(connection: AsyncConnection, saga_ids: list[uuid.UUID], status: str) -> None:
-    if saga_ids:
-        await connection.execute(
-            update(sagas).where(sagas.c.id.in_(saga_ids)).values(status=status, updated_at=func.now())
-        )
-
-
-async def insert_catalog_rows(
-    connection: AsyncConnection, rows: list[dict[str, Any]]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """Insert catalog rows, skipping file ids already catalogued; the saga id of each row inserted, by file id."""
-    if not rows:
-        return {}
-    statement = (
-        pg_insert(files)
-        .on_conflict_do_nothing(index_elements=["file_id"])
-        .returning(files.c.file_id, files.c.saga_id)
+# Upload sagas for registered elements, with their `started` steps; the rows written come back.
+_START_UPLOADS = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:file_ids AS uuid[]), CAST(:element_ids AS text[]),
+            CAST(:payloads AS text[])
+        ) AS w(id, file_id, storage_element_id, payload)
+        WHERE w.storage_element_id IN (SELECT id FROM storage_elements)
+    ), started AS (
+        INSERT INTO sagas (id, type, status, file_id, storage_element_id, payload, created_by)
+        SELECT id, 'upload', 'started', file_id, storage_element_id, CAST(payload AS jsonb), :actor FROM wanted
+        RETURNING id, created_at
+    ), steps AS (
+        INSERT INTO saga_steps (saga_id, step, status, details)
+        SELECT id, 'started', 'done', CAST(:details AS jsonb) FROM started
     )
-    return {row.file_id: row.saga_id for row in await connection.execute(statement, rows)}
+    SELECT id, created_at FROM started
+    """
+)
+
+_CATALOG_COLUMNS = (
+    "file_id, storage_element_id, original_filename, content_type, size_bytes, sha256, status, retention, "
+    "description, tags, metadata, created_by, saga_id, attributes, created_at, updated_at"
+)
+_AUDIT_COLUMNS = "id, occurred_at, action, outcome, actor, subject, service, request_id, details, prev_hash, hash, signature"
+
+# Upload sagas still `started` for the file and element named become `completed`, with their step, their
+# catalog rows and their audit records; the sagas completed come back. A saga in another state or naming
+# another file is left alone (the caller sees it missing), a file already catalogued fails the statement.
+_COMPLETE_UPLOADS = text(
+    f"""
+    WITH given AS (
+        SELECT * FROM unnest(
+            CAST(:saga_ids AS uuid[]), CAST(:file_ids AS uuid[]), CAST(:element_ids AS text[]),
+            CAST(:filenames AS text[]), CAST(:content_types AS text[]), CAST(:sizes AS bigint[]),
+            CAST(:sha256s AS text[]), CAST(:statuses AS text[]), CAST(:retentions AS text[]),
+            CAST(:descriptions AS text[]), CAST(:tags AS text[]), CAST(:metadata AS text[]),
+            CAST(:created_bys AS text[]), CAST(:documents AS text[]), CAST(:created_ats AS timestamptz[]),
+            CAST(:updated_ats AS timestamptz[])
+        ) AS g(saga_id, file_id, storage_element_id, original_filename, content_type, size_bytes, sha256,
+               status, retention, description, tags, metadata, created_by, attributes, created_at, updated_at)
+    ), completed AS (
+        UPDATE sagas SET status = 'completed', updated_at = now()
+        FROM given
+        WHERE sagas.id = given.saga_id AND sagas.type = 'upload' AND sagas.status = 'started'
+          AND sagas.file_id = given.file_id AND sagas.storage_element_id = given.storage_element_id
+        RETURNING sagas.id, sagas.created_at
+    ), catalogued AS (
+        INSERT INTO files ({_CATALOG_COLUMNS})
+        SELECT file_id, storage_element_id, original_filename, content_type, size_bytes, sha256, given.status,
+               retention, description, CAST(tags AS jsonb), CAST(metadata AS jsonb), created_by, saga_id,
+               CAST(attributes AS jsonb), given.created_at, updated_at
+        FROM given JOIN completed ON completed.id = given.saga_id
+    ), steps AS (
+        INSERT INTO saga_steps (saga_id, step, status, details)
+        SELECT id, 'completed', 'done', CAST(:details AS jsonb) FROM completed
+    ), audited AS (
+        INSERT INTO audit_log ({_AUDIT_COLUMNS})
+        SELECT id, occurred_at, action, outcome, actor, subject, service, request_id, CAST(details AS jsonb),
+               prev_hash, hash, signature
+        FROM unnest(
+            CAST(:audit_ids AS bigint[]), CAST(:audit_times AS timestamptz[]), CAST(:audit_actions AS text[]),
+            CAST(:audit_outcomes AS text[]), CAST(:audit_actors AS text[]), CAST(:audit_subjects AS text[]),
+            CAST(:audit_services AS text[]), CAST(:audit_request_ids AS text[]), CAST(:audit_details AS text[]),
+            CAST(:audit_prev_hashes AS text[]), CAST(:audit_hashes AS text[]), CAST(:audit_signatures AS text[])
+        ) AS a(id, occurred_at, action, outcome, actor, subject, service, request_id, details, prev_hash, hash,
+               signature)
+    )
+    SELECT id, created_at FROM completed
+    """
+)
+
+
+async def start_uploads(
+    connection: AsyncConnection, sagas_: list[dict[str, Any]], actor: str
+) -> dict[uuid.UUID, Any]:
+    """Start upload sagas (id, file_id, storage_element_id, payload each) on registered elements; the
+    created_at of each one started, by id (one missing: its element is not registered)."""
+    result = await connection.execute(
+        _START_UPLOADS,
+        {
+            "ids": [saga["id"] for saga in sagas_],
+            "file_ids": [saga["file_id"] for saga in sagas_],
+            "element_ids": [saga["storage_element_id"] for saga in sagas_],
+            "payloads": [json.dumps(saga["payload"]) for saga in sagas_],
+            "actor": actor,
+            "details": json.dumps({"by": actor}),
+        },
+    )
+    return {row.id: row.created_at for row in result}
+
+
+async def complete_uploads(
+    connection: AsyncConnection, rows: list[dict[str, Any]], audit_rows: list[dict[str, Any]], actor: str
+) -> dict[uuid.UUID, Any]:
+    """Complete upload sagas: `rows` are their catalog rows (catalog.catalog_values), `audit_rows` their
+    sealed audit records. The created_at of each saga completed, by id."""
+
+    def column(name: str, encode: Any = None) -> list[Any]:
+        return [row[name] if encode is None else encode(row[name]) for row in rows]
+
+    def audit(name: str, encode: Any = None) -> list[Any]:
+        return [row[name] if encode is None else encode(row[name]) for row in audit_rows]
+
+    result = await connection.execute(
+        _COMPLETE_UPLOADS,
+        {
+            "saga_ids": column("saga_id"),
+            "file_ids": column("file_id"),
+            "element_ids": column("storage_element_id"),
+            "filenames": column("original_filename"),
+            "content_types": column("content_type"),
+            "sizes": column("size_bytes"),
+            "sha256s": column("sha256"),
+            "statuses": column("status"),
+            "retentions": column("retention"),
+            "descriptions": column("description"),
+            "tags": column("tags", json.dumps),
+            "metadata": column("metadata", json.dumps),
+            "created_bys": column("created_by"),
+            "documents": column("attributes", json.dumps),
+            "created_ats": column("created_at"),
+            "updated_ats": column("updated_at"),
+            "details": json.dumps({"by": actor}),
+            "audit_ids": audit("id"),
+            "audit_times": audit("occurred_at"),
+            "audit_actions": audit("action"),
+            "audit_outcomes": audit("outcome"),
+            "audit_actors": audit("actor"),
+            "audit_subjects": audit("subject"),
+            "audit_services": audit("service"),
+            "audit_request_ids": audit("request_id"),
+            "audit_details": audit("details", json.dumps),
+            "audit_prev_hashes": audit("prev_hash"),
+            "audit_hashes": audit("hash"),
+            "audit_signatures": audit("signature"),
+        },
+    )
+    return {row.id: row.created_at for row in result}
