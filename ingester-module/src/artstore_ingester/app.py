@@ -30,7 +30,6 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         admin_url = links.admin_url
         breakers = links.breakers
         admin = AdminClient(
-            http,
             admin_url,
             token,
             timeout=settings.admin_timeout_seconds,
@@ -67,6 +66,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         finally:
             await uploads.close()
             await elements.close()
+            await admin.close()
             await links.close()
 
     app = build_app(SERVICE, settings, lifespan)
