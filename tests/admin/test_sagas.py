@@ -461,6 +461,16 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
     results = again.json()["complete"]
     assert [r["status"] for r in results] == [422, 404, 200]
     assert results[2]["saga"]["status"] == "completed"
+
+    # A second saga naming a file already in the catalog cannot complete, in a batch as alone.
+    twin = cluster.start(first).json()["id"]
+    unsigned = {k: v for k, v in documents[0].items() if k != "saga_id"}
+    refused = cluster.api.post("/sagas/batch", json={"complete": [{"saga_id": twin, "attributes": unsigned}]})
+    assert refused.status_code == 200, refused.text
+    [result] = refused.json()["complete"]
+    assert (result["status"], result["problem"]["code"]) == (409, "CONFLICT")
+    assert "already in the catalog" in result["problem"]["detail"]
+    assert cluster.saga(twin)["status"] == "started"
     assert f"describe file {first}" in results[0]["problem"]["detail"]
     assert [cluster.saga(s["id"])["status"] for s in sagas] == ["completed", "completed", "started"]
     assert [len(_catalog(cluster.admin, s["file_id"])) for s in sagas] == [1, 1, 0]

@@ -21,7 +21,8 @@ from artstore_admin.repositories.tables import audit_log
 from artstore_common.logging import current_request_id
 
 GENESIS = "0" * 64
-_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('artstore-audit-chain'))")
+CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('artstore-audit-chain'))"
+_CHAIN_LOCK = text(CHAIN_LOCK_SQL)
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,11 @@ class AuditLog:
         await connection.execute(insert(audit_log), rows)
         return [int(row["id"]) for row in rows]
 
-    async def lock_head(self, connection: AsyncConnection) -> tuple[int, str]:
-        """Take the chain's lock for `connection`'s transaction; the next record's id and prev_hash."""
-        await connection.execute(_CHAIN_LOCK)
+    async def lock_head(self, connection: AsyncConnection, *, locked: bool = False) -> tuple[int, str]:
+        """Take the chain's lock for `connection`'s transaction (unless an earlier statement of it ran
+        CHAIN_LOCK_SQL: `locked`); the next record's id and prev_hash."""
+        if not locked:
+            await connection.execute(_CHAIN_LOCK)
         last = (
             await connection.execute(
                 select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from artstore_admin.context import AdminContext
@@ -90,9 +90,14 @@ class SagaBatches:
         if plain or uploads:
             try:
                 async with self._ctx.engine.begin() as connection:
-                    started.update(await self._start_uploads(connection, plain, actor))
-                    completed.update(await self._complete_uploads(connection, uploads, actor))
-            except (_NotAllCompleted, IntegrityError):
+                    # The start statement takes the audit chain's lock when completions follow.
+                    started.update(await self._start_uploads(connection, plain, actor, lock=bool(uploads)))
+                    completed.update(
+                        await self._complete_uploads(connection, uploads, actor, locked=bool(plain))
+                    )
+            except (_NotAllCompleted, IntegrityError, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError) and not _deadlock(exc):
+                    raise
                 started = {i: r for i, r in started.items() if i not in plain}
                 completed = {i: r for i, r in completed.items() if i not in {u.index for u in uploads}}
                 uploads = []
@@ -110,7 +115,7 @@ class SagaBatches:
         return [started[i] for i in range(len(news))], [completed[i] for i in range(len(completions))]
 
     async def _start_uploads(
-        self, connection: AsyncConnection, news: dict[int, NewSaga], actor: str
+        self, connection: AsyncConnection, news: dict[int, NewSaga], actor: str, *, lock: bool
     ) -> dict[int, ItemResult]:
         if not news:
             return {}
@@ -124,7 +129,7 @@ class SagaBatches:
             }
             for index, new in news.items()
         }
-        created = await store.start_uploads(connection, list(sagas.values()), actor)
+        created = await store.start_uploads(connection, list(sagas.values()), actor, lock_audit_chain=lock)
         results: dict[int, ItemResult] = {}
         for index, saga in sagas.items():
             if saga["id"] in created:
@@ -139,7 +144,7 @@ class SagaBatches:
         return results
 
     async def _complete_uploads(
-        self, connection: AsyncConnection, uploads: list[_Upload], actor: str
+        self, connection: AsyncConnection, uploads: list[_Upload], actor: str, *, locked: bool
     ) -> dict[int, ItemResult]:
         if not uploads:
             return {}
@@ -147,7 +152,7 @@ class SagaBatches:
         audit = self._ctx.audit
         records = audit.seal(
             [upload_audit_entry(u.saga, u.attrs, actor, request_id=u.request_id) for u in uploads],
-            await audit.lock_head(connection),
+            await audit.lock_head(connection, locked=locked),
         )
         rows = [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
         created = await store.complete_uploads(connection, rows, records, actor)
@@ -176,6 +181,13 @@ class SagaBatches:
         task = asyncio.create_task(self._sagas.publish(events), name="catalog-events")
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """The batch takes the audit chain's lock before its sagas' rows, the single path after its saga's row:
+    a single-path settlement of a saga this batch completes can deadlock with it, and PostgreSQL then
+    undoes one of the two. When that is the batch, its items take the single path."""
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)) == "40P01"
 
 
 def _uploads(completions: list[Completion], refused: dict[int, ItemResult], actor: str) -> list[_Upload]:

@@ -11,6 +11,7 @@ from sqlalchemy import RowMapping, delete, func, insert, or_, select, text, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from artstore_admin.audit.log import CHAIN_LOCK_SQL
 from artstore_admin.repositories.tables import files, saga_steps, sagas, storage_elements
 
 Row = RowMapping
@@ -139,8 +140,7 @@ async def remove_catalog_row(
 # -- many upload sagas in one statement each (the batch endpoint) -----------------------------------------
 
 # Upload sagas for registered elements, with their `started` steps; the rows written come back.
-_START_UPLOADS = text(
-    """
+_START_UPLOADS = """
     WITH wanted AS (
         SELECT * FROM unnest(
             CAST(:ids AS uuid[]), CAST(:file_ids AS uuid[]), CAST(:element_ids AS text[]),
@@ -156,7 +156,16 @@ _START_UPLOADS = text(
         SELECT id, 'started', 'done', CAST(:details AS jsonb) FROM started
     )
     SELECT id, created_at FROM started
-    """
+"""
+_START_UPLOADS_ALONE = text(_START_UPLOADS)
+# The same, and then the audit chain's lock for the completions that follow in the transaction: one round
+# trip less, and the next statement, which reads the chain's head, starts after the lock was granted.
+_START_UPLOADS_AND_LOCK = text(
+    _START_UPLOADS.replace("    SELECT id, created_at FROM started\n", "")
+    + f"""    , locked AS ({CHAIN_LOCK_SQL})
+    SELECT id, created_at FROM started
+    UNION ALL SELECT NULL, NULL FROM locked
+"""
 )
 
 _CATALOG_COLUMNS = (
@@ -213,12 +222,13 @@ _COMPLETE_UPLOADS = text(
 
 
 async def start_uploads(
-    connection: AsyncConnection, sagas_: list[dict[str, Any]], actor: str
+    connection: AsyncConnection, sagas_: list[dict[str, Any]], actor: str, *, lock_audit_chain: bool = False
 ) -> dict[uuid.UUID, Any]:
     """Start upload sagas (id, file_id, storage_element_id, payload each) on registered elements; the
-    created_at of each one started, by id (one missing: its element is not registered)."""
+    created_at of each one started, by id (one missing: its element is not registered). With
+    `lock_audit_chain` the statement also takes the audit chain's lock (AuditLog.lock_head(locked=True))."""
     result = await connection.execute(
-        _START_UPLOADS,
+        _START_UPLOADS_AND_LOCK if lock_audit_chain else _START_UPLOADS_ALONE,
         {
             "ids": [saga["id"] for saga in sagas_],
             "file_ids": [saga["file_id"] for saga in sagas_],
@@ -228,7 +238,7 @@ async def start_uploads(
             "details": json.dumps({"by": actor}),
         },
     )
-    return {row.id: row.created_at for row in result}
+    return {row.id: row.created_at for row in result if row.id is not None}
 
 
 async def complete_uploads(
