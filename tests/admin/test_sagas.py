@@ -504,3 +504,38 @@ def test_a_batch_refuses_to_complete_an_undone_saga_and_needs_internal(cluster: 
     assert cluster.api.post("/sagas/batch", json={"start": [], "complete": []}).status_code == 422
     too_many = {"complete": [{"saga_id": str(uuid.uuid4())}] * 101}
     assert cluster.api.post("/sagas/batch", json=too_many).status_code == 422
+
+
+def test_batches_keep_the_audit_chain_whole_when_others_append_between_them(cluster: Cluster):
+    element = cluster.se.element_id
+    file_ids = [str(uuid.uuid4()) for _ in range(4)]
+    started = cluster.api.post(
+        "/sagas/batch",
+        json={"start": [{"type": "upload", "file_id": f, "storage_element_id": element} for f in file_ids]},
+    )
+    assert started.status_code == 200, started.text
+    sagas = [r["saga"]["id"] for r in started.json()["start"]]
+    documents = [
+        cluster.upload(saga, file_id, file_id.encode()) for saga, file_id in zip(sagas, file_ids, strict=True)
+    ]
+
+    def complete(pairs: list[int]) -> None:
+        body = {"complete": [{"saga_id": sagas[i], "attributes": documents[i]} for i in pairs]}
+        response = cluster.api.post("/sagas/batch", json=body)
+        assert response.status_code == 200, response.text
+        assert [r["status"] for r in response.json()["complete"]] == [200] * len(pairs)
+
+    complete([0])
+    complete([1])  # right after this admin's own append
+    cluster.admin.token()  # a token issued: the chain grew under the admin's feet
+    with _api(cluster.admin, cluster.admin.token()) as api:
+        created = api.post(
+            "/service-accounts", json={"name": f"between-{uuid.uuid4().hex[:6]}", "role": "USER"}
+        )
+    assert created.status_code == 201, created.text
+    complete([2, 3])
+
+    for file_id in file_ids:
+        assert len(_catalog(cluster.admin, file_id)) == 1
+        assert len(_audit_records(cluster.admin, "file.uploaded", file_id)) == 1
+    assert _verify_chain(cluster.admin)
