@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import uuid
+from typing import Any
 
 import httpx
 
@@ -20,13 +22,22 @@ def _batch_metric(metrics: str, call: str, part: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def _upload_all(cluster: Cluster, contents: list[bytes]) -> list[httpx.Response]:
+async def _upload_all(
+    cluster: Cluster, contents: list[bytes], attributes: list[dict[str, Any]] | None = None
+) -> list[httpx.Response]:
+    """All at once; `attributes[i]`, when given, goes with `contents[i]`."""
     headers = {"Authorization": f"Bearer {cluster.token()}", "X-Artstore-Filename": "batch.txt"}
     limits = httpx.Limits(max_connections=len(contents))
+    described = attributes or [{}] * len(contents)
     async with httpx.AsyncClient(
         base_url=f"{cluster.ingester.url}/api/v1", headers=headers, limits=limits, timeout=120
     ) as client:
-        return await asyncio.gather(*(client.post("/files", content=content) for content in contents))
+        return await asyncio.gather(
+            *(
+                client.post("/files", content=content, headers={"X-Artstore-Attributes": json.dumps(about)})
+                for content, about in zip(contents, described, strict=True)
+            )
+        )
 
 
 def test_concurrent_uploads_share_saga_requests_and_each_is_stored_whole(cluster: Cluster):
@@ -84,3 +95,18 @@ def test_with_batching_off_each_saga_goes_alone_and_uploads_patches_and_deletes_
 
     metrics = cluster.metrics()
     assert _batch_metric(metrics, "start", "count") == _batch_metric(metrics, "complete", "count") == 0
+
+
+def test_an_upload_the_admin_refuses_does_not_fail_the_uploads_batched_with_it(cluster: Cluster):
+    # Valid for the ingester, but its request makes a saga payload over the admin's 16 KiB.
+    bulky = {"description": "d" * 4000, "tags": [f"{i:03d}" + "t" * 125 for i in range(100)]}
+    contents = [f"neighbour {i}\n".encode() for i in range(UPLOADS)] + [b"bulky"]
+
+    *answers, refused = asyncio.run(_upload_all(cluster, contents, [{}] * UPLOADS + [bulky]))
+
+    assert [r.status_code for r in answers] == [201] * UPLOADS, [
+        r.text for r in answers if r.status_code != 201
+    ]
+    assert refused.status_code == 422, refused.text
+    assert "16384 bytes" in refused.json()["detail"]
+    assert all(len(cluster.catalog(r.json()["file_id"])) == 1 for r in answers)

@@ -98,8 +98,9 @@ class _BatchedLines(logging.Handler):
 
     def _write_pending(self) -> None:
         lines = []
-        while self._lines:
-            lines.append(self._lines.popleft())
+        with contextlib.suppress(IndexError):  # close() may drain beside a writer that outlived its join
+            while True:
+                lines.append(self._lines.popleft())
         if lines:
             with contextlib.suppress(OSError, ValueError):  # stderr closed or gone: nothing else to tell
                 self._stream.write("\n".join(lines) + "\n")

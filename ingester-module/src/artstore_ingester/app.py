@@ -14,6 +14,7 @@ from artstore_common.service import build_app
 from artstore_ingester.api import files as files_api
 from artstore_ingester.clients.admin import AdminClient
 from artstore_ingester.clients.elements import ElementClient
+from artstore_ingester.clients.upstream import upstream_session
 from artstore_ingester.services.changes import FileChanges
 from artstore_ingester.services.uploads import UploadService
 from artstore_ingester.settings import IngesterSettings
@@ -29,7 +30,9 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         http, redis, token, discovery = links.http, links.redis, links.token, links.discovery
         admin_url = links.admin_url
         breakers = links.breakers
+        upstream = upstream_session(connect_timeout=settings.se_connect_timeout_seconds)
         admin = AdminClient(
+            upstream,
             admin_url,
             token,
             timeout=settings.admin_timeout_seconds,
@@ -38,6 +41,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         )
         elements = ElementClient(
             http,
+            upstream,
             token,
             breakers,
             connect_timeout=settings.se_connect_timeout_seconds,
@@ -65,8 +69,7 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             yield
         finally:
             await uploads.close()
-            await elements.close()
-            await admin.close()
+            await upstream.close()
             await links.close()
 
     app = build_app(SERVICE, settings, lifespan)

@@ -24,7 +24,13 @@ from artstore_admin.context import AdminContext
 from artstore_admin.sagas import store
 from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
 from artstore_admin.sagas.metrics import SAGA_OUTCOMES
-from artstore_admin.sagas.service import NewSaga, SagaService, catalog_event, upload_audit_entry
+from artstore_admin.sagas.service import (
+    NewSaga,
+    SagaService,
+    catalog_event,
+    payload_fits,
+    upload_audit_entry,
+)
 from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
 
 
@@ -56,7 +62,7 @@ class _Upload:
     """A completion the batch statement can take: what its saga must be, and what to catalog."""
 
     index: int
-    saga: dict[str, Any]  # id, type, file_id, storage_element_id, created_by: the saga as it must stand
+    saga: dict[str, Any]  # id, type, file_id, storage_element_id: the saga as it must stand
     attrs: FileAttributes
     document: dict[str, Any]
     request_id: str | None
@@ -84,23 +90,27 @@ class SagaBatches:
         plain = {
             i: new
             for i, new in enumerate(news)
-            if new.type == "upload" and new.idempotency_key is None and new.storage_element_id is not None
+            if new.type == "upload"
+            and new.idempotency_key is None
+            and new.storage_element_id is not None
+            and payload_fits(new.payload)
         }
-        uploads = _uploads(completions, completed, actor)
+        uploads = _uploads(completions, completed)
         if plain or uploads:
             try:
                 async with self._ctx.engine.begin() as connection:
                     # The start statement takes the audit chain's lock when completions follow.
-                    started.update(await self._start_uploads(connection, plain, actor, lock=bool(uploads)))
-                    completed.update(
-                        await self._complete_uploads(connection, uploads, actor, locked=bool(plain))
+                    batch_started = await self._start_uploads(connection, plain, actor, lock=bool(uploads))
+                    batch_completed = await self._complete_uploads(
+                        connection, uploads, actor, locked=bool(plain)
                     )
-            except (_NotAllCompleted, IntegrityError, DBAPIError) as exc:
-                if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError) and not _deadlock(exc):
+            except (_NotAllCompleted, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and not _single_path_answers(exc):
                     raise
-                started = {i: r for i, r in started.items() if i not in plain}
-                completed = {i: r for i, r in completed.items() if i not in {u.index for u in uploads}}
                 uploads = []
+            else:
+                started.update(batch_started)
+                completed.update(batch_completed)
         if uploads:
             SAGA_OUTCOMES.labels("upload", "completed").inc(len(uploads))
             self._announce([catalog_event("created", u.saga, attributes=u.document) for u in uploads])
@@ -151,7 +161,7 @@ class SagaBatches:
         # Last before COMMIT: the audit chain's lock is held from here to the end of the transaction.
         audit = self._ctx.audit
         records = audit.seal(
-            [upload_audit_entry(u.saga, u.attrs, actor, request_id=u.request_id) for u in uploads],
+            [upload_audit_entry(u.saga["id"], u.attrs, via=actor, request_id=u.request_id) for u in uploads],
             await audit.lock_head(connection, locked=locked),
         )
         rows = [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
@@ -183,14 +193,16 @@ class SagaBatches:
         task.add_done_callback(self._publishing.discard)
 
 
-def _deadlock(exc: DBAPIError) -> bool:
-    """The batch takes the audit chain's lock before its sagas' rows, the single path after its saga's row:
-    a single-path settlement of a saga this batch completes can deadlock with it, and PostgreSQL then
-    undoes one of the two. When that is the batch, its items take the single path."""
-    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)) == "40P01"
+def _single_path_answers(exc: DBAPIError) -> bool:
+    """A file already catalogued fails the completion statement; and the batch takes the audit chain's
+    lock before its sagas' rows, the single path after its saga's row, so a single-path settlement of a saga
+    this batch completes can deadlock with it (PostgreSQL then undoes one of the two). Either way the
+    batch's items take the single path, which gives each its exact answer."""
+    deadlock = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)) == "40P01"
+    return deadlock or isinstance(exc, IntegrityError)
 
 
-def _uploads(completions: list[Completion], refused: dict[int, ItemResult], actor: str) -> list[_Upload]:
+def _uploads(completions: list[Completion], refused: dict[int, ItemResult]) -> list[_Upload]:
     """The completions the batch statement can take; what attr.json alone refuses goes into `refused`."""
     uploads: list[_Upload] = []
     seen: set[uuid.UUID] = set()
@@ -206,13 +218,12 @@ def _uploads(completions: list[Completion], refused: dict[int, ItemResult], acto
         if attrs.created_by is None or (
             attrs.saga_id is not None and attrs.saga_id != str(completion.saga_id)
         ):
-            continue  # the single path knows the saga's own account, and says which saga wrote the file
+            continue  # the single path reads who started the saga, and says which saga wrote the file
         saga = {
             "id": completion.saga_id,
             "type": "upload",
             "file_id": attrs.file_id,
             "storage_element_id": attrs.storage_element_id,
-            "created_by": actor,
         }
         uploads.append(_Upload(index, saga, attrs, completion.attributes, completion.request_id))
     return uploads

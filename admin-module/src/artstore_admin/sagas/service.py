@@ -40,6 +40,7 @@ from artstore_common.redis import key
 
 _log = logging.getLogger("artstore.admin.sagas")
 _PUBLISH_TIMEOUT_SECONDS = 2.0
+MAX_PAYLOAD_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class SagaService:
 
     async def start(self, new: NewSaga, actor: str) -> tuple[dict[str, Any], bool]:
         """Start a saga; with a known idempotency key, return that saga instead (created=False)."""
+        if not payload_fits(new.payload):
+            raise ValidationFailed(f"payload: the payload is limited to {MAX_PAYLOAD_BYTES} bytes of JSON")
         async with self._engine.begin() as connection:
             saga_id = await self._by_key(connection, new)
             created = False
@@ -193,17 +196,20 @@ class SagaService:
     async def _catalog_upload(
         self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
     ) -> dict[str, Any]:
-        attrs = upload_attributes(saga, document)
+        attrs = _attributes_of(saga, document)
+        if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
+            raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
         assert document is not None
         if not await store.insert_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
             raise Conflict(f"file {attrs.file_id} is already in the catalog; files are written once")
-        await self._ctx.audit.record_many([upload_audit_entry(saga, attrs, actor)], connection=connection)
+        entry = upload_audit_entry(saga["id"], attrs, via=actor, started_by=saga["created_by"])
+        await self._ctx.audit.record_many([entry], connection=connection)
         return catalog_event("created", saga, attributes=document)
 
     async def _catalog_update(
         self, connection: AsyncConnection, saga: store.Row, document: dict[str, Any] | None, actor: str
     ) -> dict[str, Any]:
-        attrs = attributes_of(saga, document)
+        attrs = _attributes_of(saga, document)
         assert document is not None
         if not await store.update_catalog_row(connection, catalog_values(attrs, document, saga["id"])):
             raise Conflict(f"file {attrs.file_id} left the catalog while it was being updated")
@@ -356,6 +362,10 @@ class SagaService:
             _log.warning("catalog events for %s not published: %s", files, exc)
 
 
+def payload_fits(payload: dict[str, Any]) -> bool:
+    return len(json.dumps(payload, default=str)) <= MAX_PAYLOAD_BYTES
+
+
 def _ours(saga: store.Row | None, saga_id: uuid.UUID) -> store.Row:
     if saga is None:
         raise NotFound(f"no saga {saga_id}")
@@ -372,7 +382,7 @@ def _same_request(existing: store.Row, new: NewSaga) -> None:
         )
 
 
-def attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
+def _attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
     if document is None:
         raise ValidationFailed(f"completing an {saga['type']} saga needs the element's attributes")
     attrs = parse_attributes(document)
@@ -386,27 +396,27 @@ def attributes_of(saga: store.Row, document: dict[str, Any] | None) -> FileAttri
     return attrs
 
 
-def upload_attributes(saga: store.Row, document: dict[str, Any] | None) -> FileAttributes:
-    attrs = attributes_of(saga, document)
-    if attrs.saga_id is not None and attrs.saga_id != str(saga["id"]):
-        raise ValidationFailed(f"the file was written by saga {attrs.saga_id}, not by {saga['id']}")
-    return attrs
-
-
 def upload_audit_entry(
-    saga: Mapping[Any, Any], attrs: FileAttributes, actor: str, *, request_id: str | None = None
+    saga_id: uuid.UUID,
+    attrs: FileAttributes,
+    *,
+    via: str,
+    started_by: str | None = None,
+    request_id: str | None = None,
 ) -> AuditEntry:
+    """The audit record of a catalogued upload: by the account that uploaded it (attr.json's created_by, else
+    who started the saga), via the service that completed the saga."""
     return AuditEntry(
         "file.uploaded",
-        actor=attrs.created_by or saga["created_by"],
+        actor=attrs.created_by or started_by,
         subject=str(attrs.file_id),
         details={
-            "saga_id": str(saga["id"]),
+            "saga_id": str(saga_id),
             "storage_element_id": attrs.storage_element_id,
             "original_filename": attrs.original_filename,
             "size_bytes": attrs.size_bytes,
             "sha256": attrs.sha256,
-            "via": actor,
+            "via": via,
         },
         request_id=request_id,
     )

@@ -154,18 +154,13 @@ _START_UPLOADS = """
     ), steps AS (
         INSERT INTO saga_steps (saga_id, step, status, details)
         SELECT id, 'started', 'done', CAST(:details AS jsonb) FROM started
-    )
-    SELECT id, created_at FROM started
-"""
-_START_UPLOADS_ALONE = text(_START_UPLOADS)
+    )"""
+_START_UPLOADS_ALONE = text(_START_UPLOADS + " SELECT id, created_at FROM started")
 # The same, and then the audit chain's lock for the completions that follow in the transaction: one round
 # trip less, and the next statement, which reads the chain's head, starts after the lock was granted.
 _START_UPLOADS_AND_LOCK = text(
-    _START_UPLOADS.replace("    SELECT id, created_at FROM started\n", "")
-    + f"""    , locked AS ({CHAIN_LOCK_SQL})
-    SELECT id, created_at FROM started
-    UNION ALL SELECT NULL, NULL FROM locked
-"""
+    _START_UPLOADS
+    + f", locked AS ({CHAIN_LOCK_SQL}) SELECT id, created_at FROM started UNION ALL SELECT NULL, NULL FROM locked"
 )
 
 _CATALOG_COLUMNS = (
@@ -248,10 +243,10 @@ async def complete_uploads(
     sealed audit records. The created_at of each saga completed, by id."""
 
     def column(name: str, encode: Any = None) -> list[Any]:
-        return [row[name] if encode is None else encode(row[name]) for row in rows]
+        return _column(rows, name, encode)
 
     def audit(name: str, encode: Any = None) -> list[Any]:
-        return [row[name] if encode is None else encode(row[name]) for row in audit_rows]
+        return _column(audit_rows, name, encode)
 
     result = await connection.execute(
         _COMPLETE_UPLOADS,
@@ -288,3 +283,8 @@ async def complete_uploads(
         },
     )
     return {row.id: row.created_at for row in result}
+
+
+def _column(rows: list[dict[str, Any]], name: str, encode: Any = None) -> list[Any]:
+    """One column of `rows` as a list (for unnest), each value passed through `encode` when given."""
+    return [row[name] if encode is None else encode(row[name]) for row in rows]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import uuid
@@ -17,6 +16,7 @@ from artstore_common.errors import ArtStoreError, DependencyUnavailable, Upstrea
 from artstore_common.logging import current_request_id
 from artstore_common.service_token import ServiceToken
 from artstore_ingester.clients.batching import Coalescer
+from artstore_ingester.clients.upstream import as_response
 from artstore_ingester.metrics import SAGA_BATCH_SIZE
 
 _log = logging.getLogger("artstore.ingester.admin")
@@ -54,6 +54,7 @@ class Saga:
 class AdminClient:
     def __init__(
         self,
+        http: aiohttp.ClientSession,
         admin_url: str,
         token: ServiceToken,
         *,
@@ -61,13 +62,8 @@ class AdminClient:
         complete_attempts: int,
         batch_size: int = 1,
     ) -> None:
-        # The saga calls go through aiohttp, as the uploads to the elements do: httpx cost the ingester about
-        # a millisecond of CPU per call.
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=4.0),
-            skip_auto_headers=("User-Agent",),
-        )
+        self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._base = admin_url.rstrip("/") + "/api/v1/sagas"
         self._token = token
         self._complete_attempts = complete_attempts
@@ -75,19 +71,15 @@ class AdminClient:
         self._batched = batch_size > 1
         self._batches = Coalescer(self._send_batch, max_items=batch_size)
 
-    async def close(self) -> None:
-        await self._session.close()
-
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         content = b"" if body is None else json.dumps(body).encode()
         kind = {} if body is None else {"Content-Type": "application/json"}
 
         async def call(auth: dict[str, str]) -> httpx.Response:
-            async with self._session.post(
-                self._base + path, data=content, headers={**auth, **kind}
+            async with self._http.post(
+                self._base + path, data=content, headers={**auth, **kind}, timeout=self._timeout
             ) as answer:
-                received = await answer.read()
-            return httpx.Response(answer.status, headers=tuple(answer.raw_headers), content=received)
+                return as_response(answer, await answer.read())
 
         try:
             response = await self._token.send(call)
@@ -157,8 +149,7 @@ class AdminClient:
         except AdminUnreachable as exc:
             return [AdminUnreachable(exc.detail) for _ in items]
         if response.status_code != 200:
-            problem = UpstreamProblem.from_response(response, "admin")
-            return [copy.copy(problem) for _ in items]
+            return [UpstreamProblem.from_response(response, "admin") for _ in items]
         results = response.json()
         answers = {call: iter(results[call]) for call in body}
         return [_answer(next(answers[call])) for call, _ in items]

@@ -8,14 +8,13 @@ transactions (one request and one commit for many sagas instead of one each).
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# One outcome per item, in order: its result, or the exception its caller gets.
+# One outcome per item, in order: its result, or the exception its caller gets (an instance of its own).
 SendBatch = Callable[[list[Item]], Awaitable[list[Result | Exception]]]
 
 
@@ -62,8 +61,9 @@ class Coalescer(Generic[Item, Result]):
                 future.cancel()
             raise
         except Exception as exc:
-            # Each caller raises its own copy: one instance raised in many tasks grows one traceback.
-            outcomes = [copy.copy(exc) for _ in batch]
+            # `send` answers each item itself, expected failures included; this is a bug, told to each caller
+            # with an error of its own (one instance raised in many tasks grows one traceback).
+            outcomes = [_failed_together(exc, len(batch)) for _ in batch]
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -71,3 +71,9 @@ class Coalescer(Generic[Item, Result]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _failed_together(cause: Exception, items: int) -> RuntimeError:
+    error = RuntimeError(f"a batch of {items} calls failed: {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
