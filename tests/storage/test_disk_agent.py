@@ -46,6 +46,34 @@ def test_calls_run_in_another_process_and_keep_results_order_and_errors(tmp_path
     asyncio.run(scenario())
 
 
+def test_log_lane_calls_are_not_held_up_by_busy_shared_threads_and_keep_their_order(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+
+    async def scenario() -> None:
+        agent = DiskAgent(threads=2)
+        agent.start()
+        try:
+            # Every shared thread busy, as when uploads being placed take them all.
+            busy = [asyncio.ensure_future(agent.call(time.sleep, 60)) for _ in range(2)]
+            await asyncio.sleep(0.2)
+            appended = await asyncio.wait_for(
+                asyncio.gather(*(agent.call_in_log_lane(_append_line, log, f"{n}") for n in range(50))), 30
+            )
+            assert all(not call.done() for call in busy)
+            assert appended == [*range(1, 51)]
+            assert log.read_text().split() == [str(n) for n in range(50)]
+        finally:
+            await agent.stop()
+
+    asyncio.run(scenario())
+
+
+def _append_line(path: Path, text: str) -> int:
+    with path.open("a") as file:
+        file.write(text + "\n")
+    return len(path.read_text().split())
+
+
 def test_a_dead_agent_fails_calls_in_flight_and_every_later_one_with_a_clear_503() -> None:
     async def scenario() -> None:
         agent = DiskAgent(threads=2)

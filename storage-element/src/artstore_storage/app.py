@@ -91,7 +91,7 @@ def create_app(settings: StorageSettings) -> FastAPI:
         await _apply_index_fixes(engine, report.index_fixes)
         agent = DiskAgent(settings.agent_threads, lock)
         agent.start()
-        wal = WriteAheadLog(layout.wal, settings.wal_segment_bytes, agent.call)
+        wal = WriteAheadLog(layout.wal, settings.wal_segment_bytes, agent.call_in_log_lane)
         await asyncio.to_thread(wal.start_fresh)
         WAL_RECOVERIES.labels(settings.element_id).inc()
         WAL_ROLLED_BACK.labels(settings.element_id).inc(len(report.rolled_back))

@@ -54,11 +54,12 @@ class StorageSettings(ServiceSettings):
         "uploads, reads, rollbacks",
     )
     agent_threads: int = Field(
-        default=6,
+        default=16,
         ge=1,
         le=64,
-        description="threads of the disk agent, the helper process that writes the WAL and makes finished "
-        "uploads durable and renames them into place (its own GIL: the event loop never waits for them)",
+        description="threads of the disk agent, the helper process that makes finished uploads durable and "
+        "renames them into place (its own GIL: the event loop never waits for them); the WAL has one more "
+        "thread of its own there",
     )
     write_chunk_bytes: int = Field(
         default=1 << 20,

@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 from artstore_common.errors import ServiceUnavailable
 
 _HEADER = struct.Struct("!I")
+_SHARED, _LOG = 0, 1  # the agent's lanes: its shared threads, and one thread for the write-ahead log
 _PR_SET_PDEATHSIG = 1
 
 P = ParamSpec("P")
@@ -89,6 +90,18 @@ class DiskAgent:
         self._loop.add_reader(self._replies, self._on_replies)
 
     async def call(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `function` in one of the agent's threads."""
+        return await self._call(_SHARED, function, args, kwargs)
+
+    async def call_in_log_lane(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run `function` in the agent's one log thread, in the order of the calls.
+
+        The WAL's appends go here: each upload waits for two of them, and in the shared threads they queued
+        behind the placing of other uploads (three fsyncs each) whenever those took every thread.
+        """
+        return await self._call(_LOG, function, args, kwargs)
+
+    async def _call(self, lane: int, function: Callable[..., R], args: Any, kwargs: Any) -> R:
         if self._gone is not None:
             raise AgentGone(self._gone)
         if self._loop is None or self._requests < 0:
@@ -97,7 +110,7 @@ class DiskAgent:
         job = self._next_id
         future: asyncio.Future[R] = self._loop.create_future()
         self._pending[job] = future
-        message = pickle.dumps((job, function, args, kwargs), pickle.HIGHEST_PROTOCOL)
+        message = pickle.dumps((job, lane, function, args, kwargs), pickle.HIGHEST_PROTOCOL)
         self._send(_HEADER.pack(len(message)) + message)
         return await future
 
@@ -204,7 +217,7 @@ def _die_with(parent: int) -> None:
 
 
 def _serve(requests: int, replies: int, threads: int) -> None:
-    pool = ThreadPoolExecutor(threads, "agent")
+    lanes = {_SHARED: ThreadPoolExecutor(threads, "agent"), _LOG: ThreadPoolExecutor(1, "agent-log")}
     reply_lock = threading.Lock()
 
     def reply(job: int, ok: bool, value: Any) -> None:
@@ -232,8 +245,8 @@ def _serve(requests: int, replies: int, threads: int) -> None:
             if len(header) < _HEADER.size:
                 break
             (length,) = _HEADER.unpack(header)
-            job, function, args, kwargs = pickle.loads(stream.read(length))
-            pool.submit(run, job, function, args, kwargs)
+            job, lane, function, args, kwargs = pickle.loads(stream.read(length))
+            lanes[lane].submit(run, job, function, args, kwargs)
     # End of file: the element closed the pipe or died. Nothing more may touch its files.
     os._exit(0)
 
