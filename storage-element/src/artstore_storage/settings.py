@@ -54,7 +54,7 @@ class StorageSettings(ServiceSettings):
         "uploads, reads, rollbacks",
     )
     agent_threads: int = Field(
-        default=16,
+        default=8,
         ge=1,
         le=64,
         description="threads of the disk agent, the helper process that makes finished uploads durable and "

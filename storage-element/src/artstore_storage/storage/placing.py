@@ -23,7 +23,9 @@ class Placement:
     sync_dirs: tuple[Path, ...]  # the shard, and its parents while they may not be durable yet
 
 
-_SIDE_THREADS = 8
+# As many as the agent may have threads (ARTSTORE_SE_AGENT_THREADS is at most 64), so that no upload being
+# placed waits for a sidecar thread; the pool starts a thread only when none is idle.
+_SIDE_THREADS = 64
 _side: ThreadPoolExecutor | None = None
 _side_lock = threading.Lock()
 
