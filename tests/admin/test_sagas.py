@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import redis
 
+from artstore_admin.audit.log import CHAIN_LOCK_SQL
 from tests.support.files import put
 from tests.support.infra import Infra, query
 from tests.support.processes import AdminModule, StorageElement
@@ -539,3 +542,49 @@ def test_batches_keep_the_audit_chain_whole_when_others_append_between_them(clus
         assert len(_catalog(cluster.admin, file_id)) == 1
         assert len(_audit_records(cluster.admin, "file.uploaded", file_id)) == 1
     assert _verify_chain(cluster.admin)
+
+
+def test_a_batch_undone_by_a_deadlock_answers_each_item_through_the_single_path(cluster: Cluster):
+    """The batch takes the audit chain's lock before its sagas' rows, the single path its saga's row first.
+    Here another transaction holds a saga's row and then asks for the chain's lock while the batch waits for
+    that row: PostgreSQL undoes the batch (it waited first), and its item is completed on the single path."""
+    file_id = str(uuid.uuid4())
+    saga_id = cluster.start(file_id).json()["id"]
+    attributes = cluster.upload(saga_id, file_id)
+    admin = cluster.admin
+
+    async def scenario() -> httpx.Response:
+        holder = await asyncpg.connect(admin.database_url, server_settings={"search_path": admin.schema})
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM sagas WHERE id = $1 FOR UPDATE", uuid.UUID(saga_id))
+                batch = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        cluster.api.post,
+                        "/sagas/batch",
+                        json={"complete": [{"saga_id": saga_id, "attributes": attributes}]},
+                    )
+                )
+                # The batch holds the chain's lock and waits for the saga's row (the only lock wait here).
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                for _ in range(200):
+                    if await holder.fetchval(waiting):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the batch never waited for the saga's row")
+                await holder.execute(CHAIN_LOCK_SQL)  # granted once PostgreSQL has undone the batch
+            return await batch
+        finally:
+            await holder.close()
+
+    answered = asyncio.run(scenario())
+    assert answered.status_code == 200, answered.text
+    [result] = answered.json()["complete"]
+    assert (result["status"], result["saga"]["status"]) == (200, "completed")
+    assert len(_catalog(admin, file_id)) == 1
+    assert len(_audit_records(admin, "file.uploaded", file_id)) == 1
+    assert _verify_chain(admin)

@@ -28,7 +28,7 @@ from artstore_admin.sagas.service import (
     NewSaga,
     SagaService,
     catalog_event,
-    payload_fits,
+    payload_json,
     upload_audit_entry,
 )
 from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
@@ -87,13 +87,14 @@ class SagaBatches:
         """Start `news` and complete `completions`: the answers to each, in their order."""
         started: dict[int, ItemResult] = {}
         completed: dict[int, ItemResult] = {}
+        # The starts one statement can take, with their payloads as JSON (one too big takes the single path).
         plain = {
-            i: new
+            i: (new, payload)
             for i, new in enumerate(news)
             if new.type == "upload"
             and new.idempotency_key is None
             and new.storage_element_id is not None
-            and payload_fits(new.payload)
+            and (payload := payload_json(new.payload)) is not None
         }
         uploads = _uploads(completions, completed)
         if plain or uploads:
@@ -125,7 +126,7 @@ class SagaBatches:
         return [started[i] for i in range(len(news))], [completed[i] for i in range(len(completions))]
 
     async def _start_uploads(
-        self, connection: AsyncConnection, news: dict[int, NewSaga], actor: str, *, lock: bool
+        self, connection: AsyncConnection, news: dict[int, tuple[NewSaga, str]], actor: str, *, lock: bool
     ) -> dict[int, ItemResult]:
         if not news:
             return {}
@@ -135,9 +136,9 @@ class SagaBatches:
                 "type": "upload",
                 "file_id": new.file_id,
                 "storage_element_id": new.storage_element_id,
-                "payload": new.payload,
+                "payload": payload,
             }
-            for index, new in news.items()
+            for index, (new, payload) in news.items()
         }
         created = await store.start_uploads(connection, list(sagas.values()), actor, lock_audit_chain=lock)
         results: dict[int, ItemResult] = {}

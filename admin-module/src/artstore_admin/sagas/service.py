@@ -85,7 +85,7 @@ class SagaService:
 
     async def start(self, new: NewSaga, actor: str) -> tuple[dict[str, Any], bool]:
         """Start a saga; with a known idempotency key, return that saga instead (created=False)."""
-        if not payload_fits(new.payload):
+        if payload_json(new.payload) is None:
             raise ValidationFailed(f"payload: the payload is limited to {MAX_PAYLOAD_BYTES} bytes of JSON")
         async with self._engine.begin() as connection:
             saga_id = await self._by_key(connection, new)
@@ -362,8 +362,10 @@ class SagaService:
             _log.warning("catalog events for %s not published: %s", files, exc)
 
 
-def payload_fits(payload: dict[str, Any]) -> bool:
-    return len(json.dumps(payload, default=str)) <= MAX_PAYLOAD_BYTES
+def payload_json(payload: dict[str, Any]) -> str | None:
+    """The payload as the JSON text stored, or None when it is over MAX_PAYLOAD_BYTES."""
+    text = json.dumps(payload, default=str)
+    return text if len(text) <= MAX_PAYLOAD_BYTES else None
 
 
 def _ours(saga: store.Row | None, saga_id: uuid.UUID) -> store.Row:

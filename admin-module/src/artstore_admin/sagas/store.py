@@ -219,8 +219,8 @@ _COMPLETE_UPLOADS = text(
 async def start_uploads(
     connection: AsyncConnection, sagas_: list[dict[str, Any]], actor: str, *, lock_audit_chain: bool = False
 ) -> dict[uuid.UUID, Any]:
-    """Start upload sagas (id, file_id, storage_element_id, payload each) on registered elements; the
-    created_at of each one started, by id (one missing: its element is not registered). With
+    """Start upload sagas (id, file_id, storage_element_id, payload as JSON text each) on registered
+    elements; the created_at of each one started, by id (one missing: its element is not registered). With
     `lock_audit_chain` the statement also takes the audit chain's lock (AuditLog.lock_head(locked=True))."""
     result = await connection.execute(
         _START_UPLOADS_AND_LOCK if lock_audit_chain else _START_UPLOADS_ALONE,
@@ -228,7 +228,7 @@ async def start_uploads(
             "ids": [saga["id"] for saga in sagas_],
             "file_ids": [saga["file_id"] for saga in sagas_],
             "element_ids": [saga["storage_element_id"] for saga in sagas_],
-            "payloads": [json.dumps(saga["payload"]) for saga in sagas_],
+            "payloads": [saga["payload"] for saga in sagas_],
             "actor": actor,
             "details": json.dumps({"by": actor}),
         },

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,27 +22,17 @@ class Placement:
     sync_dirs: tuple[Path, ...]  # the shard, and its parents while they may not be durable yet
 
 
-# As many as the agent may have threads (ARTSTORE_SE_AGENT_THREADS is at most 64), so that no upload being
-# placed waits for a sidecar thread; the pool starts a thread only when none is idle.
-_SIDE_THREADS = 64
-_side: ThreadPoolExecutor | None = None
-_side_lock = threading.Lock()
-
-
-def _side_pool() -> ThreadPoolExecutor:
-    """Threads of the process running `place` (the disk agent) for the sidecar's fsync, made on first use."""
-    global _side
-    with _side_lock:
-        if _side is None:
-            _side = ThreadPoolExecutor(_SIDE_THREADS, "sidecar")
-        return _side
+# Threads of the process running `place` (the disk agent) for the sidecar's fsync: as many as the agent may
+# have (ARTSTORE_SE_AGENT_THREADS is at most 64), so no upload being placed waits for one. The pool starts a
+# thread only when none is idle, so in the element's own process, which never calls `place`, it has none.
+_SIDECARS = ThreadPoolExecutor(64, "sidecar")
 
 
 def place(job: Placement) -> None:
     # Step 3: the bytes (and the sidecar's temp copy) are durable before any name points at them, or a
     # crash could leave a visible file whose blocks were never written. The two fsyncs run at once: the
     # filesystem then commits its journal once for both new files instead of once for each.
-    sidecar = _side_pool().submit(write_file_durably, job.attr_temp, job.attributes)
+    sidecar = _SIDECARS.submit(write_file_durably, job.attr_temp, job.attributes)
     try:
         write_file_durably(job.data_temp, job.tail, append=True)
     finally:
