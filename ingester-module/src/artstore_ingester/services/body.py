@@ -1,4 +1,4 @@
-"""The upload's bytes on their way through: counted against the limit, hashed, never held."""
+"""The upload's bytes on their way through: counted against the limit, hashed when needed, never held."""
 
 from __future__ import annotations
 
@@ -13,17 +13,22 @@ class UploadBody:
 
     `started` turns true as soon as the first chunk is asked for: from then on the bytes may have gone to
     an element, so a failed attempt can no longer move to another element.
+
+    With `hashed` false the bytes are only counted: the caller has the client's own SHA-256, which the
+    element checks against what it received, an end-to-end check that a second hash here would not add to.
     """
 
-    def __init__(self, source: AsyncIterator[bytes], *, max_bytes: int) -> None:
+    def __init__(self, source: AsyncIterator[bytes], *, max_bytes: int, hashed: bool = True) -> None:
         self._source = source
         self._max = max_bytes
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
         self.size = 0
         self.started = False
 
     @property
     def sha256(self) -> str:
+        if self._hash is None:
+            raise RuntimeError("this upload body was not hashed")
         return self._hash.hexdigest()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -38,7 +43,8 @@ class UploadBody:
                 raise PayloadTooLarge(
                     f"the file is larger than the {self._max} bytes this ingester accepts; nothing was stored"
                 )
-            self._hash.update(chunk)
+            if self._hash is not None:
+                self._hash.update(chunk)
             yield chunk
 
     async def drain(self) -> str:
