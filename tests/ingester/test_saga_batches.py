@@ -73,28 +73,70 @@ def test_concurrent_uploads_share_saga_requests_and_each_is_stored_whole(cluster
         assert requests < UPLOADS, f"{call}: {UPLOADS} uploads at once took {requests} requests to the admin"
 
 
+def _audited_request_ids(cluster: Cluster, file_id: str) -> dict[str, list[str | None]]:
+    """The request id of each audit record about `file_id`, by action."""
+    found: dict[str, list[str | None]] = {}
+    with httpx.Client(
+        base_url=f"{cluster.admin.url}/api/v1", headers={"Authorization": f"Bearer {cluster.admin.token()}"}
+    ) as api:
+        response = api.get("/audit", params={"subject": file_id, "limit": 100})
+    assert response.status_code == 200, response.text
+    for record in response.json()["items"]:
+        if record["subject"] == file_id:
+            found.setdefault(record["action"], []).append(record["request_id"])
+    return found
+
+
+def _upload_patch_delete(cluster: Cluster, tag: str) -> str:
+    """One file through its three sagas, each request with an X-Request-ID of its own; the file's id."""
+    client = cluster.client()
+    headers = {
+        "X-Artstore-Filename": "alone.txt",
+        "X-Artstore-Attributes": '{"retention": {"policy": "temporary"}}',
+        "X-Request-ID": f"{tag}-upload",
+    }
+    stored = client.post("/files", content=b"alone", headers=headers)
+    assert stored.status_code == 201, stored.text
+    file_id: str = stored.json()["file_id"]
+    patched = client.patch(
+        f"/files/{file_id}", json={"description": "changed"}, headers={"X-Request-ID": f"{tag}-patch"}
+    )
+    assert patched.status_code == 200, patched.text
+    assert cluster.catalog(file_id)[0]["description"] == "changed"
+    deleted = client.delete(f"/files/{file_id}", headers={"X-Request-ID": f"{tag}-delete"})
+    assert deleted.status_code == 200, deleted.text
+    assert cluster.catalog(file_id) == []
+    return file_id
+
+
 def test_with_batching_off_each_saga_goes_alone_and_uploads_patches_and_deletes_work(
     make_cluster: ClusterFactory,
 ):
     cluster = make_cluster(modes=("edit",), ingester_settings={"saga_batch_size": 1})
-    client = cluster.client()
 
-    headers = {
-        "X-Artstore-Filename": "alone.txt",
-        "X-Artstore-Attributes": '{"retention": {"policy": "temporary"}}',
-    }
-    stored = client.post("/files", content=b"alone", headers=headers)
-    assert stored.status_code == 201, stored.text
-    file_id = stored.json()["file_id"]
-    patched = client.patch(f"/files/{file_id}", json={"description": "changed"})
-    assert patched.status_code == 200, patched.text
-    assert cluster.catalog(file_id)[0]["description"] == "changed"
-    assert client.delete(f"/files/{file_id}").status_code == 200
-    assert cluster.catalog(file_id) == []
+    file_id = _upload_patch_delete(cluster, "alone")
+
     assert [s["status"] for s in cluster.sagas(file_id=uuid.UUID(file_id))] == ["completed"] * 3
-
     metrics = cluster.metrics()
     assert _batch_metric(metrics, "start", "count") == _batch_metric(metrics, "complete", "count") == 0
+    # Each saga call went for one client request: the admin's audit record names that request.
+    assert _audited_request_ids(cluster, file_id) == {
+        "file.uploaded": ["alone-upload"],
+        "file.updated": ["alone-patch"],
+        "file.deleted": ["alone-delete"],
+    }
+
+
+def test_audit_records_name_the_client_request_when_sagas_go_in_batches(make_cluster: ClusterFactory):
+    cluster = make_cluster(modes=("edit",))
+
+    file_id = _upload_patch_delete(cluster, "batched")
+
+    assert _audited_request_ids(cluster, file_id) == {
+        "file.uploaded": ["batched-upload"],
+        "file.updated": ["batched-patch"],
+        "file.deleted": ["batched-delete"],
+    }
 
 
 def test_an_upload_the_admin_refuses_does_not_fail_the_uploads_batched_with_it(cluster: Cluster):

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
@@ -24,6 +25,20 @@ def current_request_id() -> str | None:
 
 def bind_request_id(request_id: str | None) -> object:
     return _request_id.set(request_id)
+
+
+@contextlib.contextmanager
+def request_id_bound(request_id: str | None) -> Iterator[None]:
+    """Work done inside on behalf of `request_id` (a batch item's own request), its log lines and audit
+    records naming it; the id before is back afterwards. None leaves the current id."""
+    if request_id is None:
+        yield
+        return
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
 
 
 def bind_trace_id(trace_id: str | None) -> None:

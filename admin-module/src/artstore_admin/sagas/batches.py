@@ -32,6 +32,7 @@ from artstore_admin.sagas.service import (
     upload_audit_entry,
 )
 from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
+from artstore_common.logging import request_id_bound
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,11 @@ class SagaBatches:
         return ItemResult(201 if created else 200, saga)
 
     async def _complete_one(self, completion: Completion, actor: str) -> ItemResult:
-        return ItemResult(200, await self._sagas.complete(completion.saga_id, completion.attributes, actor))
+        # Its audit record and log lines name the request the item was sent for, not the batch's.
+        with request_id_bound(completion.request_id):
+            return ItemResult(
+                200, await self._sagas.complete(completion.saga_id, completion.attributes, actor)
+            )
 
     @staticmethod
     async def _one(call: Awaitable[ItemResult]) -> ItemResult:

@@ -14,6 +14,7 @@ import httpx
 
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
 from artstore_common.logging import current_request_id
+from artstore_common.propagation import outgoing_headers
 from artstore_common.service_token import ServiceToken
 from artstore_ingester.clients.batching import Coalescer
 from artstore_ingester.clients.upstream import as_response
@@ -71,13 +72,20 @@ class AdminClient:
         self._batched = batch_size > 1
         self._batches = Coalescer(self._send_batch, max_items=batch_size)
 
-    async def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    async def _post(
+        self, path: str, body: dict[str, Any] | None = None, *, for_one_request: bool = True
+    ) -> httpx.Response:
+        """POST to the admin's saga API. A call made for one client request carries its X-Request-ID (and
+        `traceparent`), so the admin's log lines and audit records name it; a batch serves many requests,
+        and each of its items names its own."""
         content = b"" if body is None else json.dumps(body).encode()
-        kind = {} if body is None else {"Content-Type": "application/json"}
+        headers = outgoing_headers() if for_one_request else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
 
         async def call(auth: dict[str, str]) -> httpx.Response:
             async with self._http.post(
-                self._base + path, data=content, headers={**auth, **kind}, timeout=self._timeout
+                self._base + path, data=content, headers={**auth, **headers}, timeout=self._timeout
             ) as answer:
                 return as_response(answer, await answer.read())
 
@@ -145,7 +153,7 @@ class AdminClient:
             if sent:
                 SAGA_BATCH_SIZE.labels(call).observe(len(sent))
         try:
-            response = await self._post("/batch", body)
+            response = await self._post("/batch", body, for_one_request=False)
         except AdminUnreachable as exc:
             return [AdminUnreachable(exc.detail) for _ in items]
         if response.status_code != 200:
