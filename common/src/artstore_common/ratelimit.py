@@ -2,7 +2,9 @@
 
 A bucket holds up to `burst` tokens and refills at `per_minute / 60` tokens a second; each request takes one.
 Every instance of every service runs the same Lua script on the same key, so an account has one budget
-however many processes it talks to. Per-account overrides come from the Redis hash that the admin's
+however many processes it talks to. Concurrent requests of one account in one process share a call: the
+requests that arrive while a call is on its way take their tokens together in the next one, first come
+first served, so a busy account costs Redis a round trip per batch instead of one per request. Per-account overrides come from the Redis hash that the admin's
 identity part publishes. Redis is an optimisation, never a dependency: when it does not answer, each
 process keeps limiting with a bucket of its own and tries Redis again after a short back-off.
 """
@@ -16,6 +18,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -23,15 +26,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from artstore_common.auth import Principal
+from artstore_common.batching import Coalescer
 from artstore_common.errors import RateLimited
 from artstore_common.redis import key
 
 _log = logging.getLogger("artstore.ratelimit")
 
 # The server's clock, not the callers': instances on different hosts must agree on how much has refilled.
-_TAKE_ONE = """
+# Takes up to ARGV[4] tokens, one per waiting request; answers how many it took and what is left.
+_TAKE = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -42,17 +48,15 @@ if tokens == nil or at == nil then
 else
   tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
 end
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
+local granted = math.min(wanted, math.floor(tokens))
+tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return {allowed, tostring(tokens)}
+return {granted, tostring(tokens)}
 """
 
 _MAX_LOCAL_ENTRIES = 10_000
+_MAX_TAKEN_TOGETHER = 64
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,13 @@ class RateLimiter:
         self.exempt_permission = exempt_permission
         self._redis = redis
         self._namespace = namespace
-        self._script = redis.register_script(_TAKE_ONE) if redis is not None else None
+        self._script = redis.register_script(_TAKE) if redis is not None else None
         self._timeout = redis_timeout_seconds
         self._retry_seconds = redis_retry_seconds
         self._overrides_ttl = overrides_ttl_seconds
         self._overrides: OrderedDict[str, tuple[Limits, float]] = OrderedDict()
         self._local = _LocalBuckets()
+        self._takes: OrderedDict[str, Coalescer[Limits, Decision]] = OrderedDict()
         self._redis_down_until = 0.0
         self._degraded = False
 
@@ -176,11 +181,12 @@ class RateLimiter:
         limits = await self._limits_for(principal.sub)
         if limits.per_minute == 0:
             return None
-        decision = await self._take_shared(principal.sub, limits)
-        return decision if decision is not None else self._local.take(principal.sub, limits)
+        if not self._redis_usable():
+            return self._local.take(principal.sub, limits)
+        return await self._shared_takes(principal.sub).submit(limits)
 
     def _redis_usable(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._redis_down_until
+        return self._script is not None and time.monotonic() >= self._redis_down_until
 
     def _redis_failed(self, exc: BaseException) -> None:
         self._redis_down_until = time.monotonic() + self._retry_seconds
@@ -196,20 +202,37 @@ class RateLimiter:
             self._degraded = False
             _log.info("Redis answers again; rate limits are shared across instances")
 
-    async def _take_shared(self, sub: str, limits: Limits) -> Decision | None:
-        if self._script is None or not self._redis_usable():
-            return None
+    def _shared_takes(self, sub: str) -> Coalescer[Limits, Decision]:
+        takes = self._takes.pop(sub, None)
+        if takes is None:
+            takes = Coalescer(partial(self._take_shared, sub), max_items=_MAX_TAKEN_TOGETHER)
+        self._takes[sub] = takes
+        if len(self._takes) > _MAX_LOCAL_ENTRIES:
+            # A batch still on its way finishes for its callers; only the next calls get a new coalescer.
+            self._takes.popitem(last=False)
+        return takes
+
+    async def _take_shared(self, sub: str, wanted: list[Limits]) -> list[Decision | Exception]:
+        """One token for each of `wanted` (the waiting requests, oldest first) from the shared bucket."""
+        limits = wanted[-1]  # the newest view of the account's limits
+        if self._script is None or not self._redis_usable():  # Redis failed while these waited
+            return [self._local.take(sub, limits) for _ in wanted]
         bucket = key(self._namespace, "ratelimit", "bucket", sub)
         try:
             async with asyncio.timeout(self._timeout):
-                allowed, tokens = await self._script(
-                    keys=[bucket], args=[limits.burst, repr(limits.rate), limits.refill_seconds]
+                granted, tokens = await self._script(
+                    keys=[bucket], args=[limits.burst, repr(limits.rate), limits.refill_seconds, len(wanted)]
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             self._redis_failed(exc)
-            return None
+            return [self._local.take(sub, limits) for _ in wanted]
         self._redis_answered()
-        return Decision(bool(int(allowed)), limits, float(tokens))
+        taken, left = int(granted), float(tokens)
+        # The first `taken` requests got a token each; each sees what was left after its own.
+        return [
+            Decision(True, limits, left + taken - 1 - i) if i < taken else Decision(False, limits, left)
+            for i in range(len(wanted))
+        ]
 
     async def _limits_for(self, sub: str) -> Limits:
         cached = self._overrides.get(sub)

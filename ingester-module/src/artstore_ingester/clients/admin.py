@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import httpx
 
+from artstore_common.batching import Coalescer
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
 from artstore_common.logging import current_request_id
 from artstore_common.propagation import outgoing_headers
 from artstore_common.service_token import ServiceToken
-from artstore_ingester.clients.batching import Coalescer
 from artstore_ingester.clients.upstream import as_response
 from artstore_ingester.metrics import SAGA_BATCH_SIZE
 

@@ -2,7 +2,8 @@
 
 No call waits for a timer: a lone call is sent at once, and under load a batch holds whatever arrived
 during the previous one's round trip. This is how the ingester's uploads share the admin's saga
-transactions (one request and one commit for many sagas instead of one each).
+transactions (one request and one commit for many sagas instead of one each), and how concurrent requests
+of one account share a call to the shared rate-limit bucket in Redis.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from artstore_ingester.clients.batching import Coalescer
+from artstore_common.batching import Coalescer
 
 
 class Recorder:
