@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -44,8 +45,29 @@ def build_app(
     return app
 
 
+# Young objects are collected after this many allocations instead of CPython's 700: a collection costs about
+# what is alive at that moment (the requests in flight), so rarer ones cost far less in all.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Freeze what exists before serving (modules, classes, schemas, tables: nearly every long-lived object)
+    and collect young objects less often.
+
+    Left as it was, each service paused 50-70 ms for a full collection every few seconds under load, every
+    request in flight waiting, because a full collection walked all those objects; CPython's young
+    collections ran every few uploads. Reference counting still frees almost everything at once; the
+    collector is only for reference cycles, which wait a little longer now.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
     configure_logging(service, settings.log_level)
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=settings.host,
