@@ -4,9 +4,10 @@ A bucket holds up to `burst` tokens and refills at `per_minute / 60` tokens a se
 Every instance of every service runs the same Lua script on the same key, so an account has one budget
 however many processes it talks to. Concurrent requests of one account in one process share a call: the
 requests that arrive while a call is on its way take their tokens together in the next one, first come
-first served, so a busy account costs Redis a round trip per batch instead of one per request. Per-account overrides come from the Redis hash that the admin's
-identity part publishes. Redis is an optimisation, never a dependency: when it does not answer, each
-process keeps limiting with a bucket of its own and tries Redis again after a short back-off.
+first served, so a busy account costs Redis a round trip per batch instead of one per request.
+Per-account overrides come from the Redis hash that the admin's identity part publishes. Redis is an
+optimisation, never a dependency: when it does not answer, each process keeps limiting with a bucket of its
+own and tries Redis again after a short back-off.
 """
 
 from __future__ import annotations
