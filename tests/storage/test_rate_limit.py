@@ -1,14 +1,13 @@
 """Per-account rate limits on a storage element (DESIGN section 8), with tokens from the test issuer."""
 
 import json
-import subprocess
 import time
 import uuid
 
 import httpx
 import redis
 
-from artstore_common.embedded import free_port
+from artstore_common.embedded import EmbeddedRedis
 from tests.support.issuer import new_key
 
 READER = ["storage:read", "files:read"]
@@ -97,17 +96,11 @@ def test_system_accounts_with_internal_are_not_limited(shared_se, issuer):
 
 
 def test_with_redis_down_each_process_still_limits(make_se, issuer, tmp_path):
-    port = free_port()
-    spare = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    spare = EmbeddedRedis(tmp_path / "spare-redis").start()
     try:
-        se = make_se("rw", redis_url=f"redis://127.0.0.1:{port}/0")
+        se = make_se("rw", redis_url=spare.url)
     finally:
-        spare.kill()
-        spare.wait(10)
+        spare.stop()  # Redis is gone for good: the service must limit on its own
     token = issuer.token(sub=f"acct-{uuid.uuid4().hex}", permissions=READER)
     with _client(se, token) as client:
         successes, refused, elapsed = _until_refused(client)
