@@ -68,7 +68,7 @@ def test_concurrent_requests_share_bucket_calls_and_each_token_goes_once(own_red
     assert calls < 2 * PER_PROCESS, f"{calls} calls to Redis for {2 * PER_PROCESS} requests"
 
 
-def test_an_account_alone_still_gets_an_answer_at_once_and_others_keep_their_own_budget(
+def test_one_at_a_time_an_account_spends_its_own_budget_and_others_keep_theirs(
     own_redis: EmbeddedRedis,
 ):
     async def scenario() -> tuple[list[Decision | None], list[Decision | None]]:

@@ -1,4 +1,5 @@
-"""The ingester's view of an upload's bytes on their own: counted, limited, hashed only when it must be."""
+"""The ingester's view of an upload's bytes on their own: counted, limited, hashed unless the client's
+digest came with them."""
 
 from __future__ import annotations
 
@@ -31,22 +32,22 @@ def test_the_bytes_pass_unchanged_counted_and_hashed():
     assert body.sha256 == hashlib.sha256(b"abcdefg").hexdigest()
 
 
-def test_without_hashing_the_bytes_are_still_counted_and_no_digest_is_claimed():
-    # The client's SHA-256 came with the upload and the element checks it; the ingester must not
-    # answer for a digest it did not compute.
-    body = UploadBody(_pieces(b"abc", b"defg"), max_bytes=100, hashed=False)
+def test_with_the_clients_digest_the_bytes_are_counted_not_hashed():
+    # The client's SHA-256 came with the upload and the element checks it: the body answers with that digest,
+    # and does not hash the bytes (here they would not even match it).
+    claimed = hashlib.sha256(b"other bytes").hexdigest()
+    body = UploadBody(_pieces(b"abc", b"defg"), max_bytes=100, client_sha256=claimed)
 
     sent = asyncio.run(_send(body))
 
     assert sent == b"abcdefg"
     assert body.size == 7
-    with pytest.raises(RuntimeError, match="not hashed"):
-        _ = body.sha256
+    assert body.sha256 == claimed
 
 
-@pytest.mark.parametrize("hashed", [True, False])
-def test_a_body_over_the_limit_stops_at_the_piece_that_crosses_it(hashed: bool):
-    body = UploadBody(_pieces(b"12345", b"67890", b"never read"), max_bytes=8, hashed=hashed)
+@pytest.mark.parametrize("client_sha256", [None, "0" * 64])
+def test_a_body_over_the_limit_stops_at_the_piece_that_crosses_it(client_sha256: str | None):
+    body = UploadBody(_pieces(b"12345", b"67890", b"never read"), max_bytes=8, client_sha256=client_sha256)
     passed: list[bytes] = []
 
     async def send() -> None:

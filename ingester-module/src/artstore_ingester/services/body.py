@@ -1,4 +1,5 @@
-"""The upload's bytes on their way through: counted against the limit, hashed when needed, never held."""
+"""The upload's bytes on their way through: counted against the limit, hashed unless the client's own
+SHA-256 came with them, never held."""
 
 from __future__ import annotations
 
@@ -14,22 +15,24 @@ class UploadBody:
     `started` turns true as soon as the first chunk is asked for: from then on the bytes may have gone to
     an element, so a failed attempt can no longer move to another element.
 
-    With `hashed` false the bytes are only counted: the caller has the client's own SHA-256, which the
-    element checks against what it received, an end-to-end check that a second hash here would not add to.
+    `sha256` is what the bytes must hash to. With the client's own digest (`client_sha256`) the bytes are
+    only counted: the element checks what it received against that digest, an end-to-end check that a
+    second hash here would not add to. Without one, they are hashed on their way through.
     """
 
-    def __init__(self, source: AsyncIterator[bytes], *, max_bytes: int, hashed: bool = True) -> None:
+    def __init__(
+        self, source: AsyncIterator[bytes], *, max_bytes: int, client_sha256: str | None = None
+    ) -> None:
         self._source = source
         self._max = max_bytes
-        self._hash = hashlib.sha256() if hashed else None
+        self._client_sha256 = client_sha256
+        self._hash = hashlib.sha256()
         self.size = 0
         self.started = False
 
     @property
     def sha256(self) -> str:
-        if self._hash is None:
-            raise RuntimeError("this upload body was not hashed")
-        return self._hash.hexdigest()
+        return self._client_sha256 or self._hash.hexdigest()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self.started:
@@ -43,7 +46,7 @@ class UploadBody:
                 raise PayloadTooLarge(
                     f"the file is larger than the {self._max} bytes this ingester accepts; nothing was stored"
                 )
-            if self._hash is not None:
+            if self._client_sha256 is None:
                 self._hash.update(chunk)
             yield chunk
 

@@ -82,8 +82,7 @@ class UploadService:
             size=request.declared_size,
             breakers=self._elements.breakers,
         )
-        # With the client's SHA-256 the element checks the bytes end to end; the ingester only counts them.
-        body = UploadBody(request.body, max_bytes=self._max_bytes, hashed=request.expected_sha256 is None)
+        body = UploadBody(request.body, max_bytes=self._max_bytes, client_sha256=request.expected_sha256)
         file_id = uuid.uuid4()
         saga_key = _saga_key(principal.sub, idempotency_key)
         payload = {"request": request.fingerprint, "requested_by": principal.sub}
@@ -170,13 +169,10 @@ class UploadService:
             )
         UPLOAD_BYTES.labels(element.id).inc(body.size)
         await request.finish()
-        # The element refuses bytes that differ from the client's SHA-256 (422); without one, the ingester's
-        # own hash of what it sent is the reference.
-        sent = request.expected_sha256 or body.sha256
-        if attributes.get("sha256") != sent or attributes.get("size_bytes") != body.size:
+        if attributes.get("sha256") != body.sha256 or attributes.get("size_bytes") != body.size:
             raise UploadIntegrityError(
                 f"storage element '{element.id}' reports {attributes.get('size_bytes')} bytes with sha256 "
-                f"{attributes.get('sha256')}, the ingester sent {body.size} bytes with sha256 {sent}; "
+                f"{attributes.get('sha256')}, the ingester sent {body.size} bytes with sha256 {body.sha256}; "
                 "the upload was undone, send it again"
             )
         await self._admin.complete(saga.id, attributes)
