@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, ClusterFactory, wait_for
 from tests.support.files import attr_json, shard
 
 
@@ -103,3 +103,37 @@ def test_readonly_accounts_cannot_change_files(cluster: Cluster):
     assert reader.patch(f"/files/{stored['file_id']}", json={"description": "x"}).status_code == 403
     assert reader.delete(f"/files/{stored['file_id']}").status_code == 403
     assert len(cluster.catalog(stored["file_id"])) == 1
+
+
+def test_read_only_and_archived_elements_refuse_deletes_and_updates_and_change_nothing(
+    make_cluster: ClusterFactory,
+):
+    cluster = make_cluster(modes=("rw",))
+    client = cluster.client()
+    stored = _upload(client, temporary=False)
+    element = _element(cluster, stored)
+    folder = shard(element.data_dir, stored["file_id"])
+    admin = httpx.Client(
+        base_url=f"{cluster.admin.url}/api/v1", headers={"Authorization": f"Bearer {cluster.admin.token()}"}
+    )
+
+    for mode in ("ro", "ar"):
+        moved = admin.post(f"/storage-elements/{element.element_id}/mode", json={"target_mode": mode})
+        assert moved.status_code == 200, moved.text
+        wait_for(
+            lambda: admin.get(f"/storage-elements/{element.element_id}").json()["mode"] == mode,  # noqa: B023
+            within=30,
+            what=f"the element in mode {mode}",
+        )
+
+        deleted = client.delete(f"/files/{stored['file_id']}")
+        patched = client.patch(f"/files/{stored['file_id']}", json={"description": "after"})
+
+        for answer in (deleted, patched):
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["code"] == "MODE_NOT_ALLOWED"
+        assert (folder / f"{stored['file_id']}.bin").read_bytes() == b"some document"
+        assert attr_json(element.data_dir, stored["file_id"]) == stored
+        [row] = cluster.catalog(stored["file_id"])
+        assert row["description"] == "before"
+    admin.close()
