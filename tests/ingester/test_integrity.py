@@ -87,21 +87,30 @@ def test_an_element_answering_another_digest_fails_the_upload_and_leaves_nothing
         assert cluster.catalog_count() == 0
         assert cluster.stored_files() == {"rw": []}
 
-    # Once the element answers for itself, the same upload is stored whole: the lie was the only fault.
-    with httpx.Client(
-        base_url=f"{cluster.admin.url}/api/v1", headers={"Authorization": f"Bearer {cluster.admin.token()}"}
-    ) as api:
-        moved = api.patch(f"/storage-elements/{element_id}", json={"url": element.url})
-        assert moved.status_code == 200, moved.text
-    stored = wait_for(
-        lambda: (
-            (r := client.post("/files", content=content, headers={"X-Artstore-Filename": "a.txt"}))
-            and r.status_code == 201
-            and r
-        ),
-        within=30,
-        what="the upload stored once the element answers for itself",
-    )
-    assert stored.json()["sha256"] == hashlib.sha256(content).hexdigest()
-    assert cluster.catalog_count() == 1
-    assert [path.stem for path in cluster.stored_files()["rw"]] == [stored.json()["file_id"]]
+        # Once the registry points at the element itself (the proxy still running, so uploads that still go
+        # through it fail as above rather than not connecting), the same upload is stored whole.
+        with httpx.Client(
+            base_url=f"{cluster.admin.url}/api/v1",
+            headers={"Authorization": f"Bearer {cluster.admin.token()}"},
+        ) as api:
+            moved = api.patch(f"/storage-elements/{element_id}", json={"url": element.url})
+            assert moved.status_code == 200, moved.text
+        stored = wait_for(
+            lambda: (
+                (r := client.post("/files", content=content, headers={"X-Artstore-Filename": "a.txt"}))
+                and r.status_code == 201
+                and r
+            ),
+            within=30,
+            what="the upload stored once the element answers for itself",
+        )
+        assert stored.json()["sha256"] == hashlib.sha256(content).hexdigest()
+        # Any upload that still went through the proxy meanwhile was undone like the first.
+        wait_for(
+            lambda: (
+                cluster.catalog_count() == 1
+                and [path.stem for path in cluster.stored_files()["rw"]] == [stored.json()["file_id"]]
+            ),
+            within=30,
+            what="one catalog row and one file: the stored upload's",
+        )
