@@ -156,3 +156,35 @@ def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make
         within=60,
         what="every saga on the element that was down is settled",
     )
+
+
+def test_a_restarted_element_is_used_again_as_soon_as_it_is_ready(make_cluster: ClusterFactory):
+    cluster = make_cluster(
+        modes=(ElementSpec("rw", {}, {"priority": 200}), ElementSpec("rw", {}, {"priority": 100})),
+        admin_settings={"se_poll_seconds": 3600},  # the ingester's own defence, as above
+        # A recovery time longer than the test: only the readiness watch can close the circuit in time.
+        ingester_settings={
+            "circuit_failure_threshold": 2,
+            "circuit_recovery_seconds": 600,
+            "circuit_probe_seconds": 0.2,
+        },
+    )
+    first, second = cluster.elements["rw"], cluster.elements["rw2"]
+    assert _upload(cluster, KiB).json()["storage_element_id"] == first.element_id
+    wait_for(lambda: _registered_file_count(cluster, first.element_id) == 1, within=10, what="the re-read")
+
+    first.kill()
+    for attempt in range(2):
+        response = _upload(cluster, KiB, f"failover-{attempt}.bin")
+        assert response.json()["storage_element_id"] == second.element_id, response.text
+    assert metric(cluster, "artstore_circuit_state", service="ingester", target=first.element_id) == 2
+
+    first.start()
+    wait_for(
+        lambda: metric(cluster, "artstore_circuit_state", service="ingester", target=first.element_id) == 0,
+        within=15,
+        what="the circuit of the restarted element closed by its readiness",
+    )
+    back = _upload(cluster, KiB, "back.bin")
+    assert back.status_code == 201, back.text
+    assert back.json()["storage_element_id"] == first.element_id

@@ -44,6 +44,12 @@ _STATE_VALUE = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
 class TargetFailed(Exception):
     """The target itself failed (unreachable, timed out, 5xx): counted by its breaker."""
 
+    @property
+    def unreachable(self) -> bool:
+        """No answer came (refused, reset, timed out): the target may be down, so a watch for its readiness
+        may close the circuit. Raisers whose client is not httpx say so for their own errors."""
+        return isinstance(self.__cause__, (httpx.TransportError, TimeoutError))
+
 
 class CircuitOpen(ServiceUnavailable):
     code = "CIRCUIT_OPEN"
@@ -117,8 +123,7 @@ class CircuitBreakers:
                 yield
         except TargetFailed as failure:
             CIRCUIT_FAILURES.labels(self._service, target).inc()
-            unreachable = isinstance(failure.__cause__, httpx.TransportError)
-            if unreachable and ready_url is not None and breaker.opened:
+            if failure.unreachable and ready_url is not None and breaker.opened:
                 self._watch(target, ready_url)
             raise
         finally:

@@ -29,6 +29,11 @@ class ElementFailed(TargetFailed):
         self.detail = detail
         self.before_body = before_body
 
+    @property
+    def unreachable(self) -> bool:
+        # Uploads go through aiohttp, whose connection errors are not httpx's.
+        return isinstance(self.__cause__, aiohttp.ClientConnectionError) or super().unreachable
+
 
 class ElementClient:
     def __init__(
