@@ -11,6 +11,7 @@ import random
 import re
 import time
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artstore_common.logging import bind_request_id, bind_trace_id
@@ -20,12 +21,17 @@ _log = logging.getLogger("artstore.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _QUIET_PATHS = {"/health/live", "/health/ready", "/metrics"}
+_MAX_CACHED_OUTCOMES = 1000
 
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Each `labels()` call takes the metric's lock and builds its key; a request would make four.
+        self._bytes_in = HTTP_BYTES_IN.labels(service)
+        self._bytes_out = HTTP_BYTES_OUT.labels(service)
+        self._outcomes: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,10 +72,11 @@ class RequestContextMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, route).observe(elapsed)
-            HTTP_BYTES_IN.labels(self.service).inc(bytes_in)
-            HTTP_BYTES_OUT.labels(self.service).inc(bytes_out)
+            requests, latency = self._metrics(method, route, status)
+            requests.inc()
+            latency.observe(elapsed)
+            self._bytes_in.inc(bytes_in)
+            self._bytes_out.inc(bytes_out)
             if scope["path"] not in _QUIET_PATHS:
                 _log.info(
                     "%s %s %s",
@@ -78,6 +85,18 @@ class RequestContextMiddleware:
                     status,
                     extra={"status": status, "duration_ms": round(elapsed * 1000, 2), "route": route},
                 )
+
+    def _metrics(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        key = (method, route, status)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = (
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                HTTP_LATENCY.labels(self.service, method, route),
+            )
+            if len(self._outcomes) < _MAX_CACHED_OUTCOMES:  # routes are templates, so few keys ever appear
+                self._outcomes[key] = found
+        return found
 
 
 def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:

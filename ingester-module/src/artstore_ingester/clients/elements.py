@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
@@ -93,6 +94,9 @@ class ElementClient:
                 ) from exc
             if failure:
                 raise failure[0]
+            if answer.status == 201:  # the usual answer, read without building an httpx.Response (~20 µs)
+                stored: dict[str, Any] = json.loads(content)
+                return stored
             return _answer(element_id, as_response(answer, content), body_started, expect=201)
 
     async def patch_attributes(

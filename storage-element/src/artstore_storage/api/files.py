@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import aiofiles
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from artstore_common import headers as _headers
 from artstore_common.auth import Principal, require_content_read, require_permission
@@ -39,11 +39,13 @@ FileId = Annotated[uuid.UUID, Depends(deps.file_id)]
 Files = Annotated[FileService, Depends(deps.files)]
 
 
-def _attributes_response(attrs: FileAttributes, status: int = 200) -> JSONResponse:
+def _attributes_response(attrs: FileAttributes, status: int = 200) -> Response:
     headers = {"ETag": attrs.etag}
     if status == 201:
         headers["Location"] = f"/api/v1/files/{attrs.file_id}"
-    return JSONResponse(attrs.model_dump(mode="json"), status_code=status, headers=headers)
+    return Response(
+        attrs.model_dump_json(), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 @router.put("/files/{file_id}", status_code=201)
@@ -52,7 +54,7 @@ async def put_file(
     file_id: FileId,
     files: Files,
     principal: Annotated[Principal, Depends(require_permission("internal"))],
-) -> JSONResponse:
+) -> Response:
     headers = request.headers
     filename = _headers.text_header("X-Artstore-Filename", headers.get("x-artstore-filename"), limit=1024)
     if filename is None:
@@ -142,7 +144,7 @@ async def _read(path: Any, byte_range: ByteRange, chunk: int, element_id: str) -
 @router.get("/files/{file_id}/attributes")
 async def get_attributes(
     file_id: FileId, files: Files, _: Annotated[Principal, Depends(require_permission("files:read"))]
-) -> JSONResponse:
+) -> Response:
     return _attributes_response(await files.attributes(file_id))
 
 
@@ -152,7 +154,7 @@ async def patch_attributes(
     patch: AttributesPatch,
     files: Files,
     _: Annotated[Principal, Depends(require_permission("internal"))],
-) -> JSONResponse:
+) -> Response:
     return _attributes_response(await files.update(file_id, patch))
 
 

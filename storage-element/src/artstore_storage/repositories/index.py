@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -45,9 +44,18 @@ ON CONFLICT (file_id) DO UPDATE SET
 
 def upsert_arguments(attrs: FileAttributes) -> tuple[Any, ...]:
     """UPSERT_SQL's parameters, in its column order."""
-    row = _row(attrs)
-    row["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
-    return tuple(row.values())
+    return (
+        uuid.UUID(attrs.file_id),
+        attrs.original_filename,
+        attrs.content_type,
+        attrs.size_bytes,
+        attrs.sha256,
+        attrs.status,
+        attrs.saga_id,
+        attrs.created_at,
+        attrs.updated_at,
+        attrs.model_dump_json(),  # the document as `_row` has it, serialized by pydantic in one step
+    )
 
 
 async def upsert_many(conn: AsyncConnection, batch: list[FileAttributes]) -> None:
