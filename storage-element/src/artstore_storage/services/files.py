@@ -171,12 +171,12 @@ class FileService:
             precondition=partial(
                 refuse_existing,
                 str(new.file_id),
-                self.layout.attr_path(new.file_id),
-                self.layout.data_path(new.file_id),
+                self.layout.attr_name(new.file_id),
+                self.layout.data_name(new.file_id),
             ),
         )
         clock.lap("wal_begin")
-        staged = StagedFile(self.layout.temp_path(record.tx, "data"), self.chunk_bytes)
+        staged = StagedFile(self.layout.temp_name(record.tx, "data"), self.chunk_bytes)
         placed = indexed = False
         try:
             # Step 2: stream into tmp/, hashing as bytes arrive; capacity is reserved before bytes land
@@ -205,10 +205,10 @@ class FileService:
                 Placement(
                     data_temp=staged.path,
                     tail=tail,
-                    attr_temp=self.layout.temp_path(record.tx, "attr"),
+                    attr_temp=self.layout.temp_name(record.tx, "attr"),
                     attributes=attrs.to_json_bytes(),
-                    data_final=self.layout.data_path(new.file_id),
-                    attr_final=self.layout.attr_path(new.file_id),
+                    data_final=self.layout.data_name(new.file_id),
+                    attr_final=self.layout.attr_name(new.file_id),
                     sync_dirs=self._shards.to_sync(new.file_id),
                 ),
             )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+StrPath = str | os.PathLike[str]
 
-def fsync_dir(path: Path) -> None:
+
+def fsync_dir(path: StrPath) -> None:
     # A rename or unlink is only durable once the directory that holds the entry is fsynced.
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -21,7 +23,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_file_durably(path: Path, data: bytes, *, append: bool = False) -> None:
+def write_file_durably(path: StrPath, data: bytes, *, append: bool = False) -> None:
     """Write (or append) `data` and fsync the file; a missing file is created."""
     # os-level calls: open() would add an fstat, an ioctl and an lseek for buffering the file never needs.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o640)

@@ -66,21 +66,31 @@ class Layout:
         return self.root / "seal-manifest.json"
 
     def shard(self, file_id: uuid.UUID) -> Path:
-        return Path(self._shard_text(str(file_id)))
+        return Path(self.shard_name(file_id))
 
     def data_path(self, file_id: uuid.UUID) -> Path:
-        text = str(file_id)
-        return Path(f"{self._shard_text(text)}{os.sep}{text}.bin")
+        return Path(self.data_name(file_id))
 
     def attr_path(self, file_id: uuid.UUID) -> Path:
-        text = str(file_id)
-        return Path(f"{self._shard_text(text)}{os.sep}{text}.attr.json")
+        return Path(self.attr_name(file_id))
 
     def temp_path(self, txid: str, suffix: str) -> Path:
-        return Path(f"{self._tmp_prefix}{txid}.{suffix}")
+        return Path(self.temp_name(txid, suffix))
 
-    def _shard_text(self, text: str) -> str:
+    # The same paths as strings, for what goes to the disk agent: a pickled Path is parsed again on arrival,
+    # which took a quarter of the agent's own CPU.
+    def shard_name(self, file_id: uuid.UUID) -> str:
+        text = str(file_id)
         return f"{self._files_prefix}{text[0:2]}{os.sep}{text[2:4]}"
+
+    def data_name(self, file_id: uuid.UUID) -> str:
+        return f"{self.shard_name(file_id)}{os.sep}{file_id}.bin"
+
+    def attr_name(self, file_id: uuid.UUID) -> str:
+        return f"{self.shard_name(file_id)}{os.sep}{file_id}.attr.json"
+
+    def temp_name(self, txid: str, suffix: str) -> str:
+        return f"{self._tmp_prefix}{txid}.{suffix}"
 
     def create(self) -> None:
         for directory in (self.files, self.wal, self.tmp):

@@ -13,13 +13,15 @@ from artstore_storage.storage._durable import fsync_dir, make_dirs, write_file_d
 
 @dataclass(frozen=True)
 class Placement:
-    data_temp: Path
+    """Paths as strings: this crosses the pipe to the agent, where a Path would be parsed again."""
+
+    data_temp: str
     tail: bytes  # the upload's last bytes, not yet written to data_temp
-    attr_temp: Path
+    attr_temp: str
     attributes: bytes
-    data_final: Path
-    attr_final: Path
-    sync_dirs: tuple[Path, ...]  # the shard, and its parents while they may not be durable yet
+    data_final: str
+    attr_final: str
+    sync_dirs: tuple[str, ...]  # the shard, and its parents while they may not be durable yet
 
 
 # Threads of the process running `place` (the disk agent) for the sidecar's fsync: as many as the agent may
@@ -40,14 +42,14 @@ def place(job: Placement) -> None:
     # Step 4: data first, then attr.json, which makes the file visible: a reader that finds attr.json
     # always finds the bytes. A rename (or mkdir) is durable only once its directory is fsynced.
     if len(job.sync_dirs) > 1:
-        make_dirs(job.data_final.parent)
+        make_dirs(Path(os.path.dirname(job.data_final)))
     os.replace(job.data_temp, job.data_final)
     os.replace(job.attr_temp, job.attr_final)
     for directory in job.sync_dirs:
         fsync_dir(directory)
 
 
-def refuse_existing(file_id: str, *paths: Path) -> None:
+def refuse_existing(file_id: str, *paths: str) -> None:
     """The precondition of a create's WAL record: the id must be free (it runs where the record is written)."""
-    if any(path.exists() for path in paths):
+    if any(os.path.exists(path) for path in paths):
         raise AlreadyExists(f"file {file_id} already exists; files are written once")

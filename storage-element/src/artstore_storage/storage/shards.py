@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from pathlib import Path
 
 from artstore_storage.storage.layout import Layout
 
@@ -22,17 +22,18 @@ class ShardDirectories:
 
     def __init__(self, layout: Layout) -> None:
         self._layout = layout
+        self._files = str(layout.files)
         self._settled: set[str] = set()  # "ab" for files/ab, "abcd" for files/ab/cd
 
-    def to_sync(self, file_id: uuid.UUID) -> tuple[Path, ...]:
+    def to_sync(self, file_id: uuid.UUID) -> tuple[str, ...]:
         """The directories to fsync after renaming into the shard; more than one: the shard may be missing."""
         text = str(file_id)
-        shard = self._layout.shard(file_id)
+        shard = self._layout.shard_name(file_id)
         if text[0:4] in self._settled:
             return (shard,)
         if text[0:2] in self._settled:
-            return (shard, shard.parent)
-        return (shard, shard.parent, self._layout.files)
+            return (shard, os.path.dirname(shard))
+        return (shard, os.path.dirname(shard), self._files)
 
     def settle(self, file_id: uuid.UUID) -> None:
         """Call once the directories `to_sync` named are fsynced."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from pathlib import Path
 
 from artstore_storage.storage._durable import write_all
 
@@ -21,7 +20,7 @@ class StagedFile:
     hashlib releases the GIL on large inputs, so hashing does not stall the event loop either.
     """
 
-    def __init__(self, path: Path, chunk_bytes: int) -> None:
+    def __init__(self, path: str, chunk_bytes: int) -> None:
         self.path = path
         self.chunk_bytes = chunk_bytes
         self.size = 0
@@ -95,4 +94,5 @@ class StagedFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
