@@ -588,3 +588,41 @@ def test_a_batch_undone_by_a_deadlock_answers_each_item_through_the_single_path(
     assert len(_catalog(admin, file_id)) == 1
     assert len(_audit_records(admin, "file.uploaded", file_id)) == 1
     assert _verify_chain(admin)
+
+
+def test_a_batch_after_another_admin_appended_to_the_audit_chain_keeps_it_whole(
+    cluster: Cluster, make_admin: Callable[..., AdminModule]
+):
+    """A batch chains its audit records on the head its admin's last batch left, without reading it again.
+    Another admin process appending in between makes that head stale: the batch must then fail over to the
+    single path rather than fork the chain."""
+    element = cluster.se.element_id
+    file_ids = [str(uuid.uuid4()) for _ in range(3)]
+
+    def start_and_complete(start: str, complete: list[tuple[str, str]]) -> dict[str, Any]:
+        body = {
+            "start": [{"type": "upload", "file_id": start, "storage_element_id": element}],
+            "complete": [
+                {"saga_id": saga, "attributes": cluster.upload(saga, file_id, file_id.encode())}
+                for saga, file_id in complete
+            ],
+        }
+        response = cluster.api.post("/sagas/batch", json=body)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        assert [r["status"] for r in answer["start"]] == [201]
+        assert [r["status"] for r in answer["complete"]] == [200] * len(complete)
+        return answer
+
+    first = cluster.start(file_ids[0]).json()["id"]
+    second = start_and_complete(file_ids[1], [(first, file_ids[0])])["start"][0]["saga"]["id"]
+    other = make_admin(schema=cluster.admin.schema, client_secret=cluster.admin.client_secret)
+    other.token()  # a token issued there: an audit record this admin does not know of
+    third = start_and_complete(file_ids[2], [(second, file_ids[1])])["start"][0]["saga"]["id"]
+    start_and_complete(str(uuid.uuid4()), [(third, file_ids[2])])
+
+    assert "is answered item by item" in cluster.admin.log_tail(400)  # the stale head was noticed
+    for file_id in file_ids:
+        assert len(_catalog(cluster.admin, file_id)) == 1
+        assert len(_audit_records(cluster.admin, "file.uploaded", file_id)) == 1
+    assert _verify_chain(cluster.admin)

@@ -62,6 +62,9 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine, signing_key: bytes) -> None:
         self._engine = engine
         self._key = signing_key
+        # The head as this process's last saga batch left it, while nothing it knows of has appended since
+        # (see batch_head): a batch then chains on without reading the head again.
+        self._known_head: tuple[int, str] | None = None
 
     def _sign(self, digest: str) -> str:
         return hmac.new(self._key, digest.encode(), hashlib.sha256).hexdigest()
@@ -90,6 +93,7 @@ class AuditLog:
         """Append records in order under one hold of the chain lock; their ids."""
         if not entries:
             return []
+        self._known_head = None  # the next batch reads the head again
         rows = self.seal(entries, await self.lock_head(connection))
         await connection.execute(insert(audit_log), rows)
         return [int(row["id"]) for row in rows]
@@ -105,6 +109,27 @@ class AuditLog:
             )
         ).first()
         return (1, GENESIS) if last is None else (last.id + 1, last.hash)
+
+    async def batch_head(self, connection: AsyncConnection, *, locked: bool) -> tuple[int, str]:
+        """lock_head for a saga batch, without reading the head when this process's last batch made it.
+
+        Should anyone have appended since (another admin process, or a single-path append of this one that
+        ran beside the batch), the batch's first record takes an id that exists: the statement fails on the
+        primary key and the batch's items take the single path (SagaBatches.run), so the chain stays whole
+        either way. Until the caller reports the batch committed (batch_committed) the head counts as
+        unknown, so the next batch reads it.
+        """
+        head, self._known_head = self._known_head, None
+        if head is None:
+            return await self.lock_head(connection, locked=locked)
+        if not locked:
+            await connection.execute(_CHAIN_LOCK)
+        return head
+
+    def batch_committed(self, records: list[dict[str, Any]]) -> None:
+        """The batch that sealed `records` (with batch_head's answer) has committed."""
+        if records:
+            self._known_head = (int(records[-1]["id"]) + 1, str(records[-1]["hash"]))
 
     def seal(self, entries: list[AuditEntry], head: tuple[int, str]) -> list[dict[str, Any]]:
         """The rows of `entries`, chained after `head` (from lock_head) and signed, for audit_log."""

@@ -12,6 +12,7 @@ a completion, the batch's transaction is undone and every item of it takes that 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from artstore_admin.sagas.service import (
 )
 from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
 from artstore_common.logging import request_id_bound
+
+_log = logging.getLogger("artstore.admin.sagas")
 
 
 @dataclass(frozen=True)
@@ -99,18 +102,28 @@ class SagaBatches:
         }
         uploads = _uploads(completions, completed)
         if plain or uploads:
+            sealed: list[dict[str, Any]] = []
             try:
                 async with self._ctx.engine.begin() as connection:
                     # The start statement takes the audit chain's lock when completions follow.
                     batch_started = await self._start_uploads(connection, plain, actor, lock=bool(uploads))
                     batch_completed = await self._complete_uploads(
-                        connection, uploads, actor, locked=bool(plain)
+                        connection, uploads, actor, locked=bool(plain), sealed=sealed
                     )
             except (_NotAllCompleted, DBAPIError) as exc:
                 if isinstance(exc, DBAPIError) and not _single_path_answers(exc):
                     raise
+                _log.info(
+                    "a saga batch (%d starts, %d completions) is answered item by item: %s",
+                    len(plain),
+                    len(uploads),
+                    str(exc.orig).split("\n")[0][:300]
+                    if isinstance(exc, DBAPIError)
+                    else "a completion needs it",
+                )
                 uploads = []
             else:
+                self._ctx.audit.batch_committed(sealed)
                 started.update(batch_started)
                 completed.update(batch_completed)
         if uploads:
@@ -156,16 +169,24 @@ class SagaBatches:
         return results
 
     async def _complete_uploads(
-        self, connection: AsyncConnection, uploads: list[_Upload], actor: str, *, locked: bool
+        self,
+        connection: AsyncConnection,
+        uploads: list[_Upload],
+        actor: str,
+        *,
+        locked: bool,
+        sealed: list[dict[str, Any]],
     ) -> dict[int, ItemResult]:
+        """The completions' results; their audit records go into `sealed`, for batch_committed."""
         if not uploads:
             return {}
         # Last before COMMIT: the audit chain's lock is held from here to the end of the transaction.
         audit = self._ctx.audit
         records = audit.seal(
             [upload_audit_entry(u.saga["id"], u.attrs, via=actor, request_id=u.request_id) for u in uploads],
-            await audit.lock_head(connection, locked=locked),
+            await audit.batch_head(connection, locked=locked),
         )
+        sealed.extend(records)
         rows = [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
         created = await store.complete_uploads(connection, rows, records, actor)
         if len(created) != len(uploads):
@@ -200,10 +221,11 @@ class SagaBatches:
 
 
 def _single_path_answers(exc: DBAPIError) -> bool:
-    """A file already catalogued fails the completion statement; and the batch takes the audit chain's
-    lock before its sagas' rows, the single path after its saga's row, so a single-path settlement of a saga
-    this batch completes can deadlock with it (PostgreSQL then undoes one of the two). Either way the
-    batch's items take the single path, which gives each its exact answer."""
+    """A file already catalogued fails the completion statement, and so does an audit record chained on a
+    head that another admin process has moved since (AuditLog.batch_head); and the batch takes the audit
+    chain's lock before its sagas' rows, the single path after its saga's row, so a single-path settlement
+    of a saga this batch completes can deadlock with it (PostgreSQL then undoes one of the two). Either way
+    the batch's items take the single path, which gives each its exact answer."""
     deadlock = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)) == "40P01"
     return deadlock or isinstance(exc, IntegrityError)
 
