@@ -119,11 +119,17 @@ class AuditLog:
         either way. Until the caller reports the batch committed (batch_committed) the head counts as
         unknown, so the next batch reads it.
         """
-        head, self._known_head = self._known_head, None
+        head = self.take_known_head()
         if head is None:
             return await self.lock_head(connection, locked=locked)
         if not locked:
             await connection.execute(_CHAIN_LOCK)
+        return head
+
+    def take_known_head(self) -> tuple[int, str] | None:
+        """The head this process's last batch left, if nothing it knows of has appended since; it counts as
+        unknown from now until batch_committed. None: read the head under the lock (lock_head)."""
+        head, self._known_head = self._known_head, None
         return head
 
     def batch_committed(self, records: list[dict[str, Any]]) -> None:

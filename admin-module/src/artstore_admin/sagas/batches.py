@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from artstore_admin.audit.log import AuditEntry
 from artstore_admin.context import AdminContext
 from artstore_admin.sagas import store
 from artstore_admin.sagas.catalog import FileAttributes, catalog_values, parse_attributes
@@ -32,7 +32,7 @@ from artstore_admin.sagas.service import (
     payload_json,
     upload_audit_entry,
 )
-from artstore_common.errors import ArtStoreError, ValidationFailed, problem_body
+from artstore_common.errors import ArtStoreError, ValidationFailed, database_unavailable, problem_body
 from artstore_common.logging import request_id_bound
 
 _log = logging.getLogger("artstore.admin.sagas")
@@ -84,6 +84,8 @@ class SagaBatches:
         self._sagas = sagas
         self._element_changed = element_changed
         self._publishing: set[asyncio.Task[None]] = set()
+        # For a batch in one statement: no BEGIN and no COMMIT round trips, the statement is its transaction.
+        self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def run(
         self, news: list[NewSaga], completions: list[Completion], actor: str
@@ -102,30 +104,14 @@ class SagaBatches:
         }
         uploads = _uploads(completions, completed)
         if plain or uploads:
-            sealed: list[dict[str, Any]] = []
-            try:
-                async with self._ctx.engine.begin() as connection:
-                    # The start statement takes the audit chain's lock when completions follow.
-                    batch_started = await self._start_uploads(connection, plain, actor, lock=bool(uploads))
-                    batch_completed = await self._complete_uploads(
-                        connection, uploads, actor, locked=bool(plain), sealed=sealed
-                    )
-            except (_NotAllCompleted, DBAPIError) as exc:
-                if isinstance(exc, DBAPIError) and not _single_path_answers(exc):
-                    raise
-                _log.info(
-                    "a saga batch (%d starts, %d completions) is answered item by item: %s",
-                    len(plain),
-                    len(uploads),
-                    str(exc.orig).split("\n")[0][:300]
-                    if isinstance(exc, DBAPIError)
-                    else "a completion needs it",
-                )
+            answered = await self._in_one_statement(plain, uploads, actor)
+            if answered is None:
+                answered = await self._in_a_transaction(plain, uploads, actor)
+            if answered is None:
                 uploads = []
             else:
-                self._ctx.audit.batch_committed(sealed)
-                started.update(batch_started)
-                completed.update(batch_completed)
+                started.update(answered[0])
+                completed.update(answered[1])
         if uploads:
             SAGA_OUTCOMES.labels("upload", "completed").inc(len(uploads))
             self._announce([catalog_event("created", u.saga, attributes=u.document) for u in uploads])
@@ -139,61 +125,82 @@ class SagaBatches:
                 completed[index] = await self._one(self._complete_one(completion, actor))
         return [started[i] for i in range(len(news))], [completed[i] for i in range(len(completions))]
 
-    async def _start_uploads(
-        self, connection: AsyncConnection, news: dict[int, tuple[NewSaga, str]], actor: str, *, lock: bool
-    ) -> dict[int, ItemResult]:
-        if not news:
-            return {}
-        sagas: dict[int, dict[str, Any]] = {
-            index: {
-                "id": uuid.uuid4(),
-                "type": "upload",
-                "file_id": new.file_id,
-                "storage_element_id": new.storage_element_id,
-                "payload": payload,
-            }
-            for index, (new, payload) in news.items()
-        }
-        created = await store.start_uploads(connection, list(sagas.values()), actor, lock_audit_chain=lock)
-        results: dict[int, ItemResult] = {}
-        for index, saga in sagas.items():
-            if saga["id"] in created:
-                results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]]))
-            else:
-                results[index] = ItemResult.refused(
-                    ValidationFailed(
-                        f"storage element '{saga['storage_element_id']}' is not registered; "
-                        "register it with POST /api/v1/storage-elements first"
-                    )
-                )
-        return results
-
-    async def _complete_uploads(
-        self,
-        connection: AsyncConnection,
-        uploads: list[_Upload],
-        actor: str,
-        *,
-        locked: bool,
-        sealed: list[dict[str, Any]],
-    ) -> dict[int, ItemResult]:
-        """The completions' results; their audit records go into `sealed`, for batch_committed."""
-        if not uploads:
-            return {}
-        # Last before COMMIT: the audit chain's lock is held from here to the end of the transaction.
+    async def _in_one_statement(
+        self, plain: dict[int, tuple[NewSaga, str]], uploads: list[_Upload], actor: str
+    ) -> _Answered | None:
+        """The usual way: the whole batch as one statement. None when it cannot be (the audit chain's head is
+        not known without reading it) or failed for a reason of its own (_in_a_transaction then tries)."""
         audit = self._ctx.audit
-        records = audit.seal(
-            [upload_audit_entry(u.saga["id"], u.attrs, via=actor, request_id=u.request_id) for u in uploads],
-            await audit.batch_head(connection, locked=locked),
-        )
-        sealed.extend(records)
-        rows = [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
-        created = await store.complete_uploads(connection, rows, records, actor)
-        if len(created) != len(uploads):
-            raise _NotAllCompleted
-        return {
-            u.index: ItemResult(200, _summary(u.saga, "completed", created[u.saga["id"]])) for u in uploads
-        }
+        head = audit.take_known_head() if uploads else None
+        if uploads and head is None:
+            return None
+        sagas = _new_sagas(plain)
+        records = audit.seal(self._audit_entries(uploads, actor), head) if head is not None else []
+        try:
+            async with self._autocommit.connect() as connection:
+                if uploads:
+                    created, done = await store.whole_batch(
+                        connection, list(sagas.values()), _catalog_rows(uploads), records, actor
+                    )
+                else:
+                    created, done = await store.start_uploads(connection, list(sagas.values()), actor), {}
+        except DBAPIError as exc:
+            if database_unavailable(exc) and not _single_path_answers(exc):
+                raise
+            _log.info(
+                "a saga batch (%d starts, %d completions) runs as a transaction instead of one statement: %s",
+                len(plain),
+                len(uploads),
+                _first_line(exc),
+            )
+            return None
+        audit.batch_committed(records)
+        return _start_results(sagas, created), _completion_results(uploads, done)
+
+    async def _in_a_transaction(
+        self, plain: dict[int, tuple[NewSaga, str]], uploads: list[_Upload], actor: str
+    ) -> _Answered | None:
+        """The batch as statements in one transaction, reading the audit chain's head under its lock. None
+        when its items must take the single path, which gives each its exact answer."""
+        audit = self._ctx.audit
+        sagas = _new_sagas(plain)
+        records: list[dict[str, Any]] = []
+        try:
+            async with self._ctx.engine.begin() as connection:
+                # The start statement takes the audit chain's lock when completions follow.
+                created = (
+                    await store.start_uploads(
+                        connection, list(sagas.values()), actor, lock_audit_chain=bool(uploads)
+                    )
+                    if sagas
+                    else {}
+                )
+                done: dict[uuid.UUID, Any] = {}
+                if uploads:
+                    # Last before COMMIT: the chain's lock is held from here to the end of the transaction.
+                    head = await audit.batch_head(connection, locked=bool(sagas))
+                    records = audit.seal(self._audit_entries(uploads, actor), head)
+                    done = await store.complete_uploads(connection, _catalog_rows(uploads), records, actor)
+                    if len(done) != len(uploads):
+                        raise _NotAllCompleted
+        except (_NotAllCompleted, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not _single_path_answers(exc):
+                raise
+            _log.info(
+                "a saga batch (%d starts, %d completions) is answered item by item: %s",
+                len(plain),
+                len(uploads),
+                _first_line(exc) if isinstance(exc, DBAPIError) else "a completion needs it",
+            )
+            return None
+        audit.batch_committed(records)
+        return _start_results(sagas, created), _completion_results(uploads, done)
+
+    @staticmethod
+    def _audit_entries(uploads: list[_Upload], actor: str) -> list[AuditEntry]:
+        return [
+            upload_audit_entry(u.saga["id"], u.attrs, via=actor, request_id=u.request_id) for u in uploads
+        ]
 
     async def _start_one(self, new: NewSaga, actor: str) -> ItemResult:
         saga, created = await self._sagas.start(new, actor)
@@ -218,6 +225,50 @@ class SagaBatches:
         task = asyncio.create_task(self._sagas.publish(events), name="catalog-events")
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
+
+
+_Answered = tuple[dict[int, ItemResult], dict[int, ItemResult]]
+
+
+def _new_sagas(plain: dict[int, tuple[NewSaga, str]]) -> dict[int, dict[str, Any]]:
+    """The rows of the upload sagas to start, by the index of their item."""
+    return {
+        index: {
+            "id": uuid.uuid4(),
+            "type": "upload",
+            "file_id": new.file_id,
+            "storage_element_id": new.storage_element_id,
+            "payload": payload,
+        }
+        for index, (new, payload) in plain.items()
+    }
+
+
+def _start_results(sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any]) -> dict[int, ItemResult]:
+    results: dict[int, ItemResult] = {}
+    for index, saga in sagas.items():
+        if saga["id"] in created:
+            results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]]))
+        else:
+            results[index] = ItemResult.refused(
+                ValidationFailed(
+                    f"storage element '{saga['storage_element_id']}' is not registered; "
+                    "register it with POST /api/v1/storage-elements first"
+                )
+            )
+    return results
+
+
+def _completion_results(uploads: list[_Upload], done: dict[uuid.UUID, Any]) -> dict[int, ItemResult]:
+    return {u.index: ItemResult(200, _summary(u.saga, "completed", done[u.saga["id"]])) for u in uploads}
+
+
+def _catalog_rows(uploads: list[_Upload]) -> list[dict[str, Any]]:
+    return [catalog_values(u.attrs, u.document, u.saga["id"]) for u in uploads]
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).split("\n")[0][:300]
 
 
 def _single_path_answers(exc: DBAPIError) -> bool:

@@ -139,28 +139,29 @@ async def remove_catalog_row(
 
 # -- many upload sagas in one statement each (the batch endpoint) -----------------------------------------
 
-# Upload sagas for registered elements, with their `started` steps; the rows written come back.
-_START_UPLOADS = """
-    WITH wanted AS (
+# Upload sagas for registered elements, with their `started` steps.
+_START_CTES = """
+    wanted AS (
         SELECT * FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:file_ids AS uuid[]), CAST(:element_ids AS text[]),
-            CAST(:payloads AS text[])
+            CAST(:start_ids AS uuid[]), CAST(:start_file_ids AS uuid[]), CAST(:start_element_ids AS text[]),
+            CAST(:start_payloads AS text[])
         ) AS w(id, file_id, storage_element_id, payload)
         WHERE w.storage_element_id IN (SELECT id FROM storage_elements)
     ), started AS (
         INSERT INTO sagas (id, type, status, file_id, storage_element_id, payload, created_by)
         SELECT id, 'upload', 'started', file_id, storage_element_id, CAST(payload AS jsonb), :actor FROM wanted
         RETURNING id, created_at
-    ), steps AS (
+    ), start_steps AS (
         INSERT INTO saga_steps (saga_id, step, status, details)
         SELECT id, 'started', 'done', CAST(:details AS jsonb) FROM started
     )"""
-_START_UPLOADS_ALONE = text(_START_UPLOADS + " SELECT id, created_at FROM started")
+# The rows written come back.
+_START_UPLOADS_ALONE = text(f"WITH {_START_CTES} SELECT id, created_at FROM started")
 # The same, and then the audit chain's lock for the completions that follow in the transaction: one round
 # trip less, and the next statement, which reads the chain's head, starts after the lock was granted.
 _START_UPLOADS_AND_LOCK = text(
-    _START_UPLOADS
-    + f", locked AS ({CHAIN_LOCK_SQL}) SELECT id, created_at FROM started UNION ALL SELECT NULL, NULL FROM locked"
+    f"WITH {_START_CTES}, locked AS ({CHAIN_LOCK_SQL}) "
+    "SELECT id, created_at FROM started UNION ALL SELECT NULL, NULL FROM locked"
 )
 
 _CATALOG_COLUMNS = (
@@ -169,12 +170,11 @@ _CATALOG_COLUMNS = (
 )
 _AUDIT_COLUMNS = "id, occurred_at, action, outcome, actor, subject, service, request_id, details, prev_hash, hash, signature"
 
-# Upload sagas still `started` for the file and element named become `completed`, with their step, their
-# catalog rows and their audit records; the sagas completed come back. A saga in another state or naming
-# another file is left alone (the caller sees it missing), a file already catalogued fails the statement.
-_COMPLETE_UPLOADS = text(
-    f"""
-    WITH given AS (
+# Upload sagas still `started` for the file and element named become `completed`, with their step and their
+# catalog rows. A saga in another state or naming another file is left alone (the caller sees it missing), a
+# file already catalogued fails the statement.
+_COMPLETE_CTES = f"""
+    given AS (
         SELECT * FROM unnest(
             CAST(:saga_ids AS uuid[]), CAST(:file_ids AS uuid[]), CAST(:element_ids AS text[]),
             CAST(:filenames AS text[]), CAST(:content_types AS text[]), CAST(:sizes AS bigint[]),
@@ -196,10 +196,13 @@ _COMPLETE_UPLOADS = text(
                retention, description, CAST(tags AS jsonb), CAST(metadata AS jsonb), created_by, saga_id,
                CAST(attributes AS jsonb), given.created_at, updated_at
         FROM given JOIN completed ON completed.id = given.saga_id
-    ), steps AS (
+    ), complete_steps AS (
         INSERT INTO saga_steps (saga_id, step, status, details)
         SELECT id, 'completed', 'done', CAST(:details AS jsonb) FROM completed
-    ), audited AS (
+    )"""
+# The completions' sealed audit records; `guards` are CTEs that must be read before any record is written.
+_AUDIT_CTE = f"""
+    audited AS (
         INSERT INTO audit_log ({_AUDIT_COLUMNS})
         SELECT id, occurred_at, action, outcome, actor, subject, service, request_id, CAST(details AS jsonb),
                prev_hash, hash, signature
@@ -209,10 +212,28 @@ _COMPLETE_UPLOADS = text(
             CAST(:audit_services AS text[]), CAST(:audit_request_ids AS text[]), CAST(:audit_details AS text[]),
             CAST(:audit_prev_hashes AS text[]), CAST(:audit_hashes AS text[]), CAST(:audit_signatures AS text[])
         ) AS a(id, occurred_at, action, outcome, actor, subject, service, request_id, details, prev_hash, hash,
-               signature)
-    )
-    SELECT id, created_at FROM completed
-    """
+               signature){{guards}}
+    )"""
+# The completions, with their audit records (chained on a head read under the lock earlier in the
+# transaction); the sagas completed come back.
+_COMPLETE_UPLOADS = text(
+    f"WITH {_COMPLETE_CTES}, {_AUDIT_CTE.format(guards='')} SELECT id, created_at FROM completed"
+)
+# A whole batch in one statement and one implicit transaction (no BEGIN, no COMMIT of its own): the starts,
+# the completions, and their audit records chained on the head the admin's last batch left. The chain's lock
+# is taken before the first record is written; a stale head fails on audit_log's primary key, and a
+# completion that does not apply (its saga no longer `started`) fails the whole statement through the
+# `all_completed` check, whose message says so. Either failure undoes everything the statement did.
+_WHOLE_BATCH = text(
+    f"WITH {_START_CTES}, {_COMPLETE_CTES}, "
+    f"locked AS ({CHAIN_LOCK_SQL}), "
+    # MATERIALIZED and read in the WHERE below: inlined, with its value unused, the check would be dropped.
+    "all_completed AS MATERIALIZED ("
+    "SELECT CAST(CASE WHEN count(*) = :expected THEN '1' "
+    "ELSE 'not every completion of this saga batch applies' END AS integer) AS ok FROM completed), "
+    f"{_AUDIT_CTE.format(guards=', locked, all_completed WHERE all_completed.ok = 1')} "
+    "SELECT true AS started, id, created_at FROM started "
+    "UNION ALL SELECT false, id, created_at FROM completed"
 )
 
 
@@ -224,14 +245,7 @@ async def start_uploads(
     `lock_audit_chain` the statement also takes the audit chain's lock (AuditLog.lock_head(locked=True))."""
     result = await connection.execute(
         _START_UPLOADS_AND_LOCK if lock_audit_chain else _START_UPLOADS_ALONE,
-        {
-            "ids": [saga["id"] for saga in sagas_],
-            "file_ids": [saga["file_id"] for saga in sagas_],
-            "element_ids": [saga["storage_element_id"] for saga in sagas_],
-            "payloads": [saga["payload"] for saga in sagas_],
-            "actor": actor,
-            "details": json.dumps({"by": actor}),
-        },
+        {**_start_parameters(sagas_), "actor": actor, "details": json.dumps({"by": actor})},
     )
     return {row.id: row.created_at for row in result if row.id is not None}
 
@@ -241,48 +255,89 @@ async def complete_uploads(
 ) -> dict[uuid.UUID, Any]:
     """Complete upload sagas: `rows` are their catalog rows (catalog.catalog_values), `audit_rows` their
     sealed audit records. The created_at of each saga completed, by id."""
+    result = await connection.execute(
+        _COMPLETE_UPLOADS, {**_complete_parameters(rows, audit_rows), "details": json.dumps({"by": actor})}
+    )
+    return {row.id: row.created_at for row in result}
 
+
+async def whole_batch(
+    connection: AsyncConnection,
+    sagas_: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    audit_rows: list[dict[str, Any]],
+    actor: str,
+) -> tuple[dict[uuid.UUID, Any], dict[uuid.UUID, Any]]:
+    """start_uploads and complete_uploads in one statement, on a connection in autocommit mode: the
+    created_at of each saga started and of each completed, by id. `audit_rows` are chained on the head the
+    admin's last batch left (AuditLog.batch_head); the statement fails, and changes nothing, when that head
+    is stale or when a completion does not apply."""
+    starts, completions = _start_parameters(sagas_), _complete_parameters(rows, audit_rows)
+    assert not starts.keys() & completions.keys()
+    result = await connection.execute(
+        _WHOLE_BATCH,
+        {
+            **starts,
+            **completions,
+            "actor": actor,
+            "details": json.dumps({"by": actor}),
+            "expected": len(rows),
+        },
+    )
+    started: dict[uuid.UUID, Any] = {}
+    completed: dict[uuid.UUID, Any] = {}
+    for row in result:
+        (started if row.started else completed)[row.id] = row.created_at
+    return started, completed
+
+
+def _start_parameters(sagas_: list[dict[str, Any]]) -> dict[str, Any]:
+    # Named apart from _complete_parameters': _WHOLE_BATCH takes both.
+    return {
+        "start_ids": [saga["id"] for saga in sagas_],
+        "start_file_ids": [saga["file_id"] for saga in sagas_],
+        "start_element_ids": [saga["storage_element_id"] for saga in sagas_],
+        "start_payloads": [saga["payload"] for saga in sagas_],
+    }
+
+
+def _complete_parameters(rows: list[dict[str, Any]], audit_rows: list[dict[str, Any]]) -> dict[str, Any]:
     def column(name: str, encode: Any = None) -> list[Any]:
         return _column(rows, name, encode)
 
     def audit(name: str, encode: Any = None) -> list[Any]:
         return _column(audit_rows, name, encode)
 
-    result = await connection.execute(
-        _COMPLETE_UPLOADS,
-        {
-            "saga_ids": column("saga_id"),
-            "file_ids": column("file_id"),
-            "element_ids": column("storage_element_id"),
-            "filenames": column("original_filename"),
-            "content_types": column("content_type"),
-            "sizes": column("size_bytes"),
-            "sha256s": column("sha256"),
-            "statuses": column("status"),
-            "retentions": column("retention"),
-            "descriptions": column("description"),
-            "tags": column("tags", json.dumps),
-            "metadata": column("metadata", json.dumps),
-            "created_bys": column("created_by"),
-            "documents": column("attributes", json.dumps),
-            "created_ats": column("created_at"),
-            "updated_ats": column("updated_at"),
-            "details": json.dumps({"by": actor}),
-            "audit_ids": audit("id"),
-            "audit_times": audit("occurred_at"),
-            "audit_actions": audit("action"),
-            "audit_outcomes": audit("outcome"),
-            "audit_actors": audit("actor"),
-            "audit_subjects": audit("subject"),
-            "audit_services": audit("service"),
-            "audit_request_ids": audit("request_id"),
-            "audit_details": audit("details", json.dumps),
-            "audit_prev_hashes": audit("prev_hash"),
-            "audit_hashes": audit("hash"),
-            "audit_signatures": audit("signature"),
-        },
-    )
-    return {row.id: row.created_at for row in result}
+    return {
+        "saga_ids": column("saga_id"),
+        "file_ids": column("file_id"),
+        "element_ids": column("storage_element_id"),
+        "filenames": column("original_filename"),
+        "content_types": column("content_type"),
+        "sizes": column("size_bytes"),
+        "sha256s": column("sha256"),
+        "statuses": column("status"),
+        "retentions": column("retention"),
+        "descriptions": column("description"),
+        "tags": column("tags", json.dumps),
+        "metadata": column("metadata", json.dumps),
+        "created_bys": column("created_by"),
+        "documents": column("attributes", json.dumps),
+        "created_ats": column("created_at"),
+        "updated_ats": column("updated_at"),
+        "audit_ids": audit("id"),
+        "audit_times": audit("occurred_at"),
+        "audit_actions": audit("action"),
+        "audit_outcomes": audit("outcome"),
+        "audit_actors": audit("actor"),
+        "audit_subjects": audit("subject"),
+        "audit_services": audit("service"),
+        "audit_request_ids": audit("request_id"),
+        "audit_details": audit("details", json.dumps),
+        "audit_prev_hashes": audit("prev_hash"),
+        "audit_hashes": audit("hash"),
+        "audit_signatures": audit("signature"),
+    }
 
 
 def _column(rows: list[dict[str, Any]], name: str, encode: Any = None) -> list[Any]:
