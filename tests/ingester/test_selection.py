@@ -12,6 +12,7 @@ import redis
 
 from artstore_common.discovery import discovery_key
 from tests.support.cluster import Cluster, ClusterFactory, ElementSpec, wait_for
+from tests.support.processes import StorageElement
 
 KiB = 1 << 10
 
@@ -98,22 +99,30 @@ def _registered_file_count(cluster: Cluster, element_id: str) -> int:
     return int(answer.json()["file_count"])
 
 
-def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make_cluster: ClusterFactory):
+def _first_choice_stored_once(
+    make_cluster: ClusterFactory, admin_settings: dict[str, Any], ingester_settings: dict[str, Any]
+) -> tuple[Cluster, StorageElement, StorageElement]:
+    """Two `rw` elements, the first preferred, which has taken one upload. The admin does not poll them: an
+    element that goes away is the ingester's own to notice."""
     cluster = make_cluster(
         modes=(ElementSpec("rw", {}, {"priority": 200}), ElementSpec("rw", {}, {"priority": 100})),
-        # The admin must not notice the element is gone: this is the ingester's own defence.
-        admin_settings={"se_poll_seconds": 3600, "saga_recovery_seconds": 1},
-        # No readiness watch: this test is about the half-open probe after the recovery time.
-        ingester_settings={
-            "circuit_failure_threshold": 5,
-            "circuit_recovery_seconds": 3,
-            "circuit_probe_seconds": 0,
-        },
+        admin_settings={"se_poll_seconds": 3600, **admin_settings},
+        ingester_settings=ingester_settings,
     )
     first, second = cluster.elements["rw"], cluster.elements["rw2"]
     assert _upload(cluster, KiB).json()["storage_element_id"] == first.element_id
-    # The admin re-reads an element after an upload to it completes; let that happen before the kill.
+    # The admin re-reads an element after an upload to it completes; let that happen before a kill.
     wait_for(lambda: _registered_file_count(cluster, first.element_id) == 1, within=10, what="the re-read")
+    return cluster, first, second
+
+
+def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make_cluster: ClusterFactory):
+    cluster, first, second = _first_choice_stored_once(
+        make_cluster,
+        {"saga_recovery_seconds": 1},
+        # No readiness watch: this test is about the half-open probe after the recovery time.
+        {"circuit_failure_threshold": 5, "circuit_recovery_seconds": 3, "circuit_probe_seconds": 0},
+    )
 
     first.kill()
     for attempt in range(1, 6):
@@ -159,19 +168,12 @@ def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make
 
 
 def test_a_restarted_element_is_used_again_as_soon_as_it_is_ready(make_cluster: ClusterFactory):
-    cluster = make_cluster(
-        modes=(ElementSpec("rw", {}, {"priority": 200}), ElementSpec("rw", {}, {"priority": 100})),
-        admin_settings={"se_poll_seconds": 3600},  # the ingester's own defence, as above
+    cluster, first, second = _first_choice_stored_once(
+        make_cluster,
+        {},
         # A recovery time longer than the test: only the readiness watch can close the circuit in time.
-        ingester_settings={
-            "circuit_failure_threshold": 2,
-            "circuit_recovery_seconds": 600,
-            "circuit_probe_seconds": 0.2,
-        },
+        {"circuit_failure_threshold": 2, "circuit_recovery_seconds": 600, "circuit_probe_seconds": 0.2},
     )
-    first, second = cluster.elements["rw"], cluster.elements["rw2"]
-    assert _upload(cluster, KiB).json()["storage_element_id"] == first.element_id
-    wait_for(lambda: _registered_file_count(cluster, first.element_id) == 1, within=10, what="the re-read")
 
     first.kill()
     for attempt in range(2):
