@@ -95,6 +95,24 @@ class Cluster:
         attributes: dict[str, Any] = response.json()
         return attributes
 
+    def started_and_stored(self, count: int) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """`count` upload sagas started in one batch, each file then stored on the element: the file ids,
+        the saga ids and the element's attributes of each."""
+        file_ids = [str(uuid.uuid4()) for _ in range(count)]
+        started = self.api.post(
+            "/sagas/batch",
+            json={
+                "start": [
+                    {"type": "upload", "file_id": f, "storage_element_id": self.se.element_id}
+                    for f in file_ids
+                ]
+            },
+        )
+        assert started.status_code == 200, started.text
+        sagas = [r["saga"]["id"] for r in started.json()["start"]]
+        documents = [self.upload(s, f, f.encode()) for s, f in zip(sagas, file_ids, strict=True)]
+        return file_ids, sagas, documents
+
     def close(self) -> None:
         self.api.close()
         self.se_client.close()
@@ -510,17 +528,7 @@ def test_a_batch_refuses_to_complete_an_undone_saga_and_needs_internal(cluster: 
 
 
 def test_batches_keep_the_audit_chain_whole_when_others_append_between_them(cluster: Cluster):
-    element = cluster.se.element_id
-    file_ids = [str(uuid.uuid4()) for _ in range(4)]
-    started = cluster.api.post(
-        "/sagas/batch",
-        json={"start": [{"type": "upload", "file_id": f, "storage_element_id": element} for f in file_ids]},
-    )
-    assert started.status_code == 200, started.text
-    sagas = [r["saga"]["id"] for r in started.json()["start"]]
-    documents = [
-        cluster.upload(saga, file_id, file_id.encode()) for saga, file_id in zip(sagas, file_ids, strict=True)
-    ]
+    file_ids, sagas, documents = cluster.started_and_stored(4)
 
     def complete(pairs: list[int]) -> None:
         body = {"complete": [{"saga_id": sagas[i], "attributes": documents[i]} for i in pairs]}
@@ -638,14 +646,7 @@ def test_a_batch_of_starts_and_completions_writes_what_each_item_names(cluster: 
     """Batches of both kinds after the first run as one statement; each saga started there must name its own
     file and element, and each completion must catalog its own file."""
     element = cluster.se.element_id
-    earlier = [str(uuid.uuid4()) for _ in range(3)]
-    started = cluster.api.post(
-        "/sagas/batch",
-        json={"start": [{"type": "upload", "file_id": f, "storage_element_id": element} for f in earlier]},
-    )
-    assert started.status_code == 200, started.text
-    sagas = [r["saga"]["id"] for r in started.json()["start"]]
-    documents = [cluster.upload(s, f, f.encode()) for s, f in zip(sagas, earlier, strict=True)]
+    earlier, sagas, documents = cluster.started_and_stored(3)
 
     for round_ in range(2):  # the first batch may read the chain's head; the next has it from the first
         news = [str(uuid.uuid4()) for _ in range(2 + round_)]
