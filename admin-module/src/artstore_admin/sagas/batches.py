@@ -1,12 +1,15 @@
 """Many sagas started and completed in one request: the ingester's uploads coalesced (DESIGN section 4).
 
 Each item means exactly what the single endpoint means and gets the answer the single endpoint would give
-(status and saga, or a problem), but the common case costs one transaction and a few statements for the
-whole batch: upload sagas without an idempotency key are started in one statement, and completions of
-started upload sagas catalog their files, record their steps and append their audit records (one hold of
-the audit chain's lock) in another. Anything else (keys, updates, deletes, a saga no longer started, a file
-already catalogued) is answered by the single-saga path, item by item: when the batch statement finds such
-a completion, the batch's transaction is undone and every item of it takes that path.
+(status and saga, or a problem), but the common case costs one statement for the whole batch: upload sagas
+without an idempotency key are started, and completions of started upload sagas catalog their files,
+record their steps and append their audit records (one hold of the audit chain's lock), chained on the head
+this admin's previous batch left. Without that head (the first batch, or after another append) the batch
+runs as statements in one transaction that reads the head under the lock; the one statement falls back to
+that too when it fails and so changes nothing (a stale head, an item that does not apply). Anything else
+(keys, updates, deletes, a saga no longer started, a file already catalogued) is answered by the
+single-saga path, item by item: when the batch's statements find such a completion, its transaction is
+undone and every item of it takes that path.
 """
 
 from __future__ import annotations
