@@ -53,6 +53,7 @@ class _Proxy:
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._rewrite = rewrite
         self._connections: set[asyncio.Task[None]] = set()
+        self.errors: list[Exception] = []
         self.url = ""
 
     async def _serve_one(
@@ -69,8 +70,10 @@ class _Proxy:
                 _pump_requests(client_reader, upstream_writer),
                 _pump_answers(upstream_reader, client_writer, self._rewrite),
             )
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # either side hung up: the connection ends here, as a real proxy's would
+        except ValueError as exc:  # the test's rewrite broke its rule: answering_proxy raises it at the end
+            self.errors.append(exc)
         finally:
             self._connections.discard(task)
             for writer in writers:
@@ -114,3 +117,5 @@ def answering_proxy(target: str, rewrite: Rewrite) -> Iterator[str]:
     finally:
         loops[0].call_soon_threadsafe(stop.set)
         thread.join(10)
+    if proxy.errors:
+        raise proxy.errors[0]

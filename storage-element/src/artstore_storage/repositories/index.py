@@ -13,20 +13,36 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from artstore_storage.repositories.tables import file_index
 from artstore_storage.storage.attributes import FileAttributes
 
+# The index row's columns but its document, in UPSERT_SQL's order.
+_COLUMNS = (
+    "file_id",
+    "original_filename",
+    "content_type",
+    "size_bytes",
+    "sha256",
+    "status",
+    "saga_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _values(attrs: FileAttributes) -> tuple[Any, ...]:
+    return (
+        uuid.UUID(attrs.file_id),
+        attrs.original_filename,
+        attrs.content_type,
+        attrs.size_bytes,
+        attrs.sha256,
+        attrs.status,
+        attrs.saga_id,
+        attrs.created_at,
+        attrs.updated_at,
+    )
+
 
 def _row(attrs: FileAttributes) -> dict[str, Any]:
-    return {
-        "file_id": uuid.UUID(attrs.file_id),
-        "original_filename": attrs.original_filename,
-        "content_type": attrs.content_type,
-        "size_bytes": attrs.size_bytes,
-        "sha256": attrs.sha256,
-        "status": attrs.status,
-        "saga_id": attrs.saga_id,
-        "created_at": attrs.created_at,
-        "updated_at": attrs.updated_at,
-        "attributes": attrs.model_dump(mode="json"),
-    }
+    return {**dict(zip(_COLUMNS, _values(attrs), strict=True)), "attributes": attrs.model_dump(mode="json")}
 
 
 # The upload path's statement, for IndexWriter: the row of `upsert_many`, in one prepared round trip.
@@ -43,19 +59,8 @@ ON CONFLICT (file_id) DO UPDATE SET
 
 
 def upsert_arguments(attrs: FileAttributes) -> tuple[Any, ...]:
-    """UPSERT_SQL's parameters, in its column order."""
-    return (
-        uuid.UUID(attrs.file_id),
-        attrs.original_filename,
-        attrs.content_type,
-        attrs.size_bytes,
-        attrs.sha256,
-        attrs.status,
-        attrs.saga_id,
-        attrs.created_at,
-        attrs.updated_at,
-        attrs.model_dump_json(),  # the document as `_row` has it, serialized by pydantic in one step
-    )
+    """UPSERT_SQL's parameters, in its column order; the document serialized by pydantic in one step."""
+    return (*_values(attrs), attrs.model_dump_json())
 
 
 async def upsert_many(conn: AsyncConnection, batch: list[FileAttributes]) -> None:
