@@ -159,6 +159,8 @@ def test_a_saga_left_started_is_compensated_by_the_recovery_loop(make_cluster: C
     assert started.status_code == 201, started.text
     saga_id = started.json()["id"]
     assert started.json()["status"] == "started"
+    # The executor is told how long it may leave the saga idle (an ingester keeps sagas started ahead by it).
+    assert started.json()["abandoned_after_seconds"] == 2
     cluster.upload(saga_id, file_id)
     assert cluster.se_client.get(f"/files/{file_id}").status_code == 200
 
@@ -166,6 +168,7 @@ def test_a_saga_left_started_is_compensated_by_the_recovery_loop(make_cluster: C
     final = _poll(lambda: (s := cluster.saga(saga_id))["status"] in ("compensated", "failed") and s)
     assert final, f"saga still {cluster.saga(saga_id)['status']} after the deadline"
     assert final["status"] == "compensated"
+    assert "abandoned_after_seconds" not in final  # only a started saga can be abandoned
     assert "not completed within" in final["error"]
     steps = {step["step"]: step for step in final["steps"]}
     assert steps["element_compensated"]["details"]["removed_files"] == [file_id]
@@ -438,6 +441,7 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
     sagas = [r["saga"] for r in results[:3]]
     assert [s["file_id"] for s in sagas] == [first, second, mismatched]
     assert all(s["status"] == "started" and s["storage_element_id"] == element for s in sagas)
+    assert [s["abandoned_after_seconds"] for s in sagas] == [600] * 3  # the admin's saga timeout
     assert [cluster.saga(s["id"])["steps"][0]["step"] for s in sagas] == ["started"] * 3
 
     documents = [cluster.upload(s["id"], s["file_id"], f"bytes {i}".encode()) for i, s in enumerate(sagas)]
@@ -463,6 +467,7 @@ def test_a_batch_answers_each_saga_as_the_single_calls_would(cluster: Cluster, i
     assert [(r["status"], r["saga"]["status"]) for r in completed.json()["complete"]] == [
         (200, "completed")
     ] * 2
+    assert all("abandoned_after_seconds" not in r["saga"] for r in completed.json()["complete"])
     steps = [step["step"] for step in cluster.saga(sagas[1]["id"])["steps"]]
     assert steps == ["started", "completed"]
 

@@ -35,6 +35,9 @@ HOLD_AT = 32 * MiB  # the body pauses here until the fault was injected
 # Short saga timeouts so recovery runs within seconds; the ingester's heartbeat keeps a healthy upload alive.
 ADMIN_SETTINGS = {"saga_timeout_seconds": 3, "saga_recovery_seconds": 1, "se_timeout_seconds": 1}
 INGESTER_SETTINGS = {
+    # These tests follow the held upload's saga by its id: no sagas started ahead, whose unused ones would
+    # look the same (tests/ingester/test_reservations.py kills an ingester that holds some).
+    "saga_reservations": 0,
     "saga_heartbeat_seconds": 0.5,
     "complete_attempts": 2,
     "admin_timeout_seconds": 2,

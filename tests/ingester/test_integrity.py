@@ -80,7 +80,7 @@ def test_an_element_answering_another_digest_fails_the_upload_and_leaves_nothing
 
         # The saga is undone: no catalog row, and the element (which did store the bytes) holds nothing.
         wait_for(
-            lambda: [s["status"] for s in cluster.sagas(type="upload")] == ["compensated"],
+            lambda: [s["status"] for s in cluster.sagas_in_use(type="upload")] == ["compensated"],
             within=30,
             what="the upload saga compensated",
         )

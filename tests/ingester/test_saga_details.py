@@ -41,7 +41,7 @@ def test_an_upload_longer_than_the_saga_timeout_is_kept_alive(make_cluster: Clus
 
     assert response.status_code == 201, response.text
     assert len(cluster.catalog(response.json()["file_id"])) == 1
-    [saga] = cluster.sagas(type="upload")
+    [saga] = cluster.sagas_in_use(type="upload")
     assert saga["status"] == "completed"
 
 
@@ -54,7 +54,7 @@ def test_an_upload_whose_saga_was_undone_meanwhile_is_503_and_stores_nothing(mak
     assert response.json()["code"] == "SAGA_COMPENSATED"
     assert "send the file again" in response.json()["detail"]
     assert int(response.headers["Retry-After"]) >= 1
-    [saga] = cluster.sagas(type="upload")
+    [saga] = cluster.sagas_in_use(type="upload")
     assert saga["status"] == "compensated"
     assert cluster.catalog(str(saga["file_id"])) == []
     wait_for(

@@ -159,7 +159,7 @@ def test_a_dead_first_choice_fails_over_then_its_circuit_opens_and_recovers(make
     # The failed attempts' sagas waited for the element to come back; the admin then settled them.
     wait_for(
         lambda: (
-            {s["status"] for s in cluster.sagas(type="upload", storage_element_id=first.element_id)}
+            {s["status"] for s in cluster.sagas_in_use(type="upload", storage_element_id=first.element_id)}
             == {"completed", "compensated"}
         ),
         within=60,

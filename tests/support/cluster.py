@@ -144,6 +144,15 @@ class Cluster:
             *where.values(),
         )
 
+    def unused_reservations(self) -> list[Any]:
+        """Upload sagas the ingester started ahead and still holds for uploads to come."""
+        return [saga for saga in self.sagas(type="upload", status="started") if _reserved(saga)]
+
+    def sagas_in_use(self, **where: Any) -> list[Any]:
+        """`sagas(**where)` but for reservations held or released unused: the sagas of uploads, updates and
+        deletes (one still held by a running upload cannot be told from an unused one, and is left out)."""
+        return [saga for saga in self.sagas(**where) if not _unused_reservation(saga)]
+
     def stored_files(self) -> dict[str, list[Path]]:
         """Every stored file (its .bin; attr.json files beside them are not counted) on every element, by name."""
         return {
@@ -160,6 +169,15 @@ class Cluster:
     def close(self) -> None:
         for client in self._clients:
             client.close()
+
+
+def _reserved(saga: Any) -> bool:
+    return bool(json.loads(saga["payload"]).get("reservation"))
+
+
+def _unused_reservation(saga: Any) -> bool:
+    released = saga["status"] == "compensated" and "released unused" in (saga["error"] or "")
+    return _reserved(saga) and (saga["status"] == "started" or released)
 
 
 def system_account(admin: AdminModule, name: str, *, role: str = "USER") -> tuple[str, str]:

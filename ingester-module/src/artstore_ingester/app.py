@@ -16,6 +16,7 @@ from artstore_ingester.clients.admin import AdminClient
 from artstore_ingester.clients.elements import ElementClient
 from artstore_ingester.clients.upstream import upstream_session
 from artstore_ingester.services.changes import FileChanges
+from artstore_ingester.services.reservations import SagaReservations
 from artstore_ingester.services.uploads import UploadService
 from artstore_ingester.settings import IngesterSettings
 
@@ -55,6 +56,9 @@ def create_app(settings: IngesterSettings) -> FastAPI:
             discovery=discovery,
             admin=admin,
             elements=elements,
+            reservations=SagaReservations(
+                admin, limit=settings.saga_reservations, max_age=settings.saga_reservation_seconds
+            ),
             max_bytes=settings.max_upload_bytes,
             heartbeat_seconds=settings.saga_heartbeat_seconds,
         )

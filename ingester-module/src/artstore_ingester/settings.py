@@ -37,6 +37,20 @@ class IngesterSettings(ClusterServiceSettings):
         description="most saga starts and completions of concurrent uploads sent to the admin in one request; "
         "1 sends each on its own",
     )
+    saga_reservations: int = Field(
+        default=32,
+        ge=0,
+        le=256,
+        description="most upload sagas started ahead per storage element, so that an upload without an "
+        "Idempotency-Key need not wait for its own; the ingester keeps as many as uploads run at once; "
+        "0 starts every saga on demand",
+    )
+    saga_reservation_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="an upload saga started ahead and not used this long is released (the admin undoes "
+        "it, with nothing to undo); keep it well under the admin's saga timeout",
+    )
     saga_heartbeat_seconds: float = Field(
         default=60.0, gt=0, description="how often a running upload tells the admin its saga is alive"
     )

@@ -31,6 +31,7 @@ from artstore_admin.sagas.metrics import SAGA_OUTCOMES
 from artstore_admin.sagas.service import (
     NewSaga,
     SagaService,
+    abandoned_after_seconds,
     catalog_event,
     payload_json,
     upload_audit_entry,
@@ -158,7 +159,10 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return _start_results(sagas, created), _completion_results(uploads, done)
+        return (
+            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
+            _completion_results(uploads, done),
+        )
 
     async def _in_a_transaction(
         self, plain: dict[int, tuple[NewSaga, str]], uploads: list[_Upload], actor: str
@@ -197,7 +201,10 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return _start_results(sagas, created), _completion_results(uploads, done)
+        return (
+            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
+            _completion_results(uploads, done),
+        )
 
     @staticmethod
     def _audit_entries(uploads: list[_Upload], actor: str) -> list[AuditEntry]:
@@ -247,11 +254,14 @@ def _new_sagas(plain: dict[int, tuple[NewSaga, str]]) -> dict[int, dict[str, Any
     }
 
 
-def _start_results(sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any]) -> dict[int, ItemResult]:
+def _start_results(
+    sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any], abandoned_after: float
+) -> dict[int, ItemResult]:
     results: dict[int, ItemResult] = {}
     for index, saga in sagas.items():
         if saga["id"] in created:
-            results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]]))
+            summary = _summary(saga, "started", created[saga["id"]])
+            results[index] = ItemResult(201, summary | abandoned_after_seconds("started", abandoned_after))
         else:
             results[index] = ItemResult.refused(
                 ValidationFailed(

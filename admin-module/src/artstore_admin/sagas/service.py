@@ -79,7 +79,9 @@ class SagaService:
             saga = await store.get(connection, saga_id)
             if saga is None:
                 raise NotFound(f"no saga {saga_id}")
-            return _describe(saga, await store.steps(connection, saga_id))
+            return _describe(
+                saga, await store.steps(connection, saga_id), self._ctx.settings.saga_timeout_seconds
+            )
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -333,7 +335,9 @@ class SagaService:
     async def _described(self, connection: AsyncConnection, saga_id: uuid.UUID) -> dict[str, Any]:
         saga = await store.get(connection, saga_id)
         assert saga is not None
-        return _describe(saga, await store.steps(connection, saga_id))
+        return _describe(
+            saga, await store.steps(connection, saga_id), self._ctx.settings.saga_timeout_seconds
+        )
 
     async def _publish(self, event: dict[str, Any] | None) -> None:
         if event is not None:
@@ -438,7 +442,13 @@ def catalog_event(
     return event
 
 
-def _describe(saga: store.Row, steps: list[store.Row]) -> dict[str, Any]:
+def abandoned_after_seconds(status: str, timeout: float) -> dict[str, float]:
+    """For a started saga: how long after its last heartbeat the recovery loop takes it for abandoned and
+    undoes it. An ingester holding a saga started ahead uses it only well within this."""
+    return {"abandoned_after_seconds": timeout} if status == "started" else {}
+
+
+def _describe(saga: store.Row, steps: list[store.Row], abandoned_after: float) -> dict[str, Any]:
     return {
         "id": str(saga["id"]),
         "type": saga["type"],
@@ -451,6 +461,7 @@ def _describe(saga: store.Row, steps: list[store.Row]) -> dict[str, Any]:
         "created_by": saga["created_by"],
         "created_at": saga["created_at"].isoformat(),
         "updated_at": saga["updated_at"].isoformat(),
+        **abandoned_after_seconds(saga["status"], abandoned_after),
         "steps": [
             {
                 "step": step["step"],

@@ -39,9 +39,12 @@ class Saga:
     file_id: uuid.UUID
     storage_element_id: str
     created: bool  # False: the idempotency key named an existing saga
+    # A started saga idle this long (no heartbeat) is undone by the admin's recovery loop.
+    abandoned_after: float | None = None
 
     @classmethod
     def parse(cls, document: dict[str, Any], created: bool) -> Saga:
+        abandoned_after = document.get("abandoned_after_seconds")
         return cls(
             id=uuid.UUID(document["id"]),
             type=document["type"],
@@ -49,6 +52,7 @@ class Saga:
             file_id=uuid.UUID(document["file_id"]),
             storage_element_id=document["storage_element_id"],
             created=created,
+            abandoned_after=None if abandoned_after is None else float(abandoned_after),
         )
 
 

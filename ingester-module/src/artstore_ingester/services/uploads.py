@@ -32,6 +32,7 @@ from artstore_ingester.clients.admin import AdminClient, Saga
 from artstore_ingester.clients.elements import ElementClient, ElementFailed
 from artstore_ingester.metrics import ELEMENT_ATTEMPTS, UPLOAD_BYTES, UPLOADS
 from artstore_ingester.services.body import UploadBody
+from artstore_ingester.services.reservations import SagaReservations
 from artstore_ingester.services.selection import (
     Element,
     NoStorageElement,
@@ -62,11 +63,13 @@ class UploadService:
         discovery: DiscoveryClient,
         admin: AdminClient,
         elements: ElementClient,
+        reservations: SagaReservations,
         max_bytes: int,
         heartbeat_seconds: float,
     ) -> None:
         self._discovery = discovery
         self._admin = admin
+        self._reservations = reservations
         self._elements = elements
         self._max_bytes = max_bytes
         self._heartbeat_seconds = heartbeat_seconds
@@ -76,6 +79,12 @@ class UploadService:
         self, request: UploadRequest, principal: Principal, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
         """The stored file's attributes, and whether they are the replay of an earlier request."""
+        with self._reservations.upload_running():
+            return await self._upload(request, principal, idempotency_key)
+
+    async def _upload(
+        self, request: UploadRequest, principal: Principal, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
         candidates = select_storage_elements(
             self._discovery.storage_elements,
             retention=request.retention,
@@ -88,7 +97,8 @@ class UploadService:
         payload = {"request": request.fingerprint, "requested_by": principal.sub}
         failures: list[str] = []
         for element in candidates:
-            saga = await self._start(file_id, element, saga_key, payload)
+            reserved = self._reservations.take(element.id) if saga_key is None else None
+            saga = reserved or await self._start(file_id, element, saga_key, payload)
             if not saga.created:
                 return await self._replay(saga, request, body), True
             try:
@@ -207,7 +217,9 @@ class UploadService:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
-        """Let pending failure reports finish (the admin's recovery loop would cover them, only later)."""
+        """Release the reserved sagas and let pending failure reports finish (the admin's recovery loop
+        would cover both, only later)."""
+        await self._reservations.close()
         if self._background:
             await asyncio.wait(self._background, timeout=10)
 
