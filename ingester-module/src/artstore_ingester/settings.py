@@ -49,7 +49,7 @@ class IngesterSettings(ClusterServiceSettings):
         default=30.0,
         gt=0,
         description="an upload saga started ahead and not used this long is released (the admin undoes "
-        "it, with nothing to undo); keep it well under the admin's saga timeout",
+        "it, with nothing to undo); never longer than a quarter of the admin's saga timeout, whatever this says",
     )
     saga_heartbeat_seconds: float = Field(
         default=60.0, gt=0, description="how often a running upload tells the admin its saga is alive"

@@ -6,10 +6,11 @@ section 4's order stands, since the saga names its file id and element before an
 
 The ingester keeps per element as many reservations as uploads run at once (at most `limit`), each
 for `max_age` seconds but never longer than a quarter of the time after which the admin's recovery loop
-takes an idle saga for abandoned: an upload's first heartbeat must reach the admin before that. One
-left unused that long is released: reported failed, so the admin compensates it, with nothing to undo. Stopping releases them all; a killed ingester leaves them to the
-admin's recovery loop, like any abandoned saga. Keyed uploads still start their own: the key must be in
-the saga before the upload goes on, to answer a retry with the first upload's result.
+takes an idle saga for abandoned: an upload's first heartbeat must reach the admin before that, or the
+loop could undo the saga while its bytes go to the element. One left unused that long is released:
+reported failed, so the admin compensates it, with nothing to undo. Stopping releases them all; a killed
+ingester leaves them to the recovery loop, like any abandoned saga. Keyed uploads still start their own:
+the key must be in the saga before the upload goes on, to answer a retry with the first upload's result.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class SagaReservations:
         except ArtStoreError as exc:
             # The upload that asked starts its own saga instead, and meets the same trouble on its own.
             _log.warning("no saga reserved for '%s': %s", element_id, exc.detail)
+            return
+        except Exception:
+            _log.exception("no saga reserved for '%s'", element_id)
             return
         finally:
             self._starting[element_id] -= 1
