@@ -94,8 +94,13 @@ def test_two_admins_share_one_budget_through_redis(make_admin) -> None:
             assert first.get(LISTING).status_code == 200
             assert second.get(LISTING).status_code == 200
         successes, refused = _until_refused(second)
-        # The account is out of budget everywhere, not only where it spent the last request.
-        assert first.get(LISTING).status_code == 429
+        emptied = time.monotonic()
+        # The account is out of budget everywhere, not only where it spent the last request: the other admin
+        # lets through only what the bucket refilled since, plus up to two (the token's fraction left at the
+        # refusal, and the moment before `emptied` was read), not the 75 a budget of its own would hold.
+        passed, _ = _until_refused(first)
+        refilled = int((time.monotonic() - emptied) * PER_MINUTE / 60)
+        assert passed <= refilled + 2, (passed, refilled)
     _assert_burst(BURST + successes, started)
     _assert_refusal(refused)
 
