@@ -79,6 +79,9 @@ class UploadService:
         self, request: UploadRequest, principal: Principal, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
         """The stored file's attributes, and whether they are the replay of an earlier request."""
+        if idempotency_key is not None:
+            return await self._upload(request, principal, idempotency_key)
+        # Only unkeyed uploads take sagas started ahead, so only they tell how many to keep.
         with self._reservations.upload_running():
             return await self._upload(request, principal, idempotency_key)
 
@@ -97,7 +100,8 @@ class UploadService:
         payload = {"request": request.fingerprint, "requested_by": principal.sub}
         failures: list[str] = []
         for element in candidates:
-            reserved = self._reservations.take(element.id) if saga_key is None else None
+            # The first choice only: a failover is rare, and taking would start refilling a second choice's pool.
+            reserved = self._reservations.take(element.id) if saga_key is None and not failures else None
             saga = reserved or await self._start(file_id, element, saga_key, payload)
             if not saga.created:
                 return await self._replay(saga, request, body), True
