@@ -52,13 +52,14 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         app.state.rate_limiter = RateLimiter(
             redis, settings.redis_namespace, settings.rate_limit_per_minute, settings.rate_limit_burst
         )
+        reservations = SagaReservations(
+            admin, limit=settings.saga_reservations, max_age=settings.saga_reservation_seconds
+        )
         uploads = UploadService(
             discovery=discovery,
             admin=admin,
             elements=elements,
-            reservations=SagaReservations(
-                admin, limit=settings.saga_reservations, max_age=settings.saga_reservation_seconds
-            ),
+            reservations=reservations,
             max_bytes=settings.max_upload_bytes,
             heartbeat_seconds=settings.saga_heartbeat_seconds,
         )
@@ -72,7 +73,10 @@ def create_app(settings: IngesterSettings) -> FastAPI:
         try:
             yield
         finally:
-            await uploads.close()
+            # Sagas started ahead are released, then the admin is given a while to take the reports;
+            # the admin's recovery loop would undo both, only later.
+            await reservations.close()
+            await admin.close()
             await upstream.close()
             await links.close()
 

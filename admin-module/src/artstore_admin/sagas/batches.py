@@ -14,7 +14,6 @@ undone and every item of it takes that path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from artstore_admin.sagas.service import (
     payload_json,
     upload_audit_entry,
 )
+from artstore_common.background import Detached
 from artstore_common.errors import ArtStoreError, ValidationFailed, database_unavailable, problem_body
 from artstore_common.logging import request_id_bound
 
@@ -87,7 +87,7 @@ class SagaBatches:
         self._ctx = ctx
         self._sagas = sagas
         self._element_changed = element_changed
-        self._publishing: set[asyncio.Task[None]] = set()
+        self._publishing = Detached()
         # For a batch in one statement: no BEGIN and no COMMIT round trips, the statement is its transaction.
         self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -159,10 +159,7 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return (
-            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
-            _completion_results(uploads, done),
-        )
+        return self._answers(sagas, created, uploads, done)
 
     async def _in_a_transaction(
         self, plain: dict[int, tuple[NewSaga, str]], uploads: list[_Upload], actor: str
@@ -201,10 +198,7 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return (
-            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
-            _completion_results(uploads, done),
-        )
+        return self._answers(sagas, created, uploads, done)
 
     @staticmethod
     def _audit_entries(uploads: list[_Upload], actor: str) -> list[AuditEntry]:
@@ -223,6 +217,16 @@ class SagaBatches:
                 200, await self._sagas.complete(completion.saga_id, completion.attributes, actor)
             )
 
+    def _answers(
+        self,
+        sagas: dict[int, dict[str, Any]],
+        created: dict[uuid.UUID, Any],
+        uploads: list[_Upload],
+        done: dict[uuid.UUID, Any],
+    ) -> _Answered:
+        timeout = self._ctx.settings.saga_timeout_seconds
+        return _start_results(sagas, created, timeout), _completion_results(uploads, done, timeout)
+
     @staticmethod
     async def _one(call: Awaitable[ItemResult]) -> ItemResult:
         try:
@@ -232,9 +236,7 @@ class SagaBatches:
 
     def _announce(self, events: list[dict[str, Any]]) -> None:
         """Publish after answering: the events are best effort and the ingesters wait for the answer."""
-        task = asyncio.create_task(self._sagas.publish(events), name="catalog-events")
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        self._publishing.start(self._sagas.publish(events), "catalog-events")
 
 
 _Answered = tuple[dict[int, ItemResult], dict[int, ItemResult]]
@@ -255,13 +257,12 @@ def _new_sagas(plain: dict[int, tuple[NewSaga, str]]) -> dict[int, dict[str, Any
 
 
 def _start_results(
-    sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any], abandoned_after: float
+    sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any], saga_timeout: float
 ) -> dict[int, ItemResult]:
     results: dict[int, ItemResult] = {}
     for index, saga in sagas.items():
         if saga["id"] in created:
-            summary = _summary(saga, "started", created[saga["id"]])
-            results[index] = ItemResult(201, summary | abandoned_after_seconds("started", abandoned_after))
+            results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]], saga_timeout))
         else:
             results[index] = ItemResult.refused(
                 ValidationFailed(
@@ -272,8 +273,13 @@ def _start_results(
     return results
 
 
-def _completion_results(uploads: list[_Upload], done: dict[uuid.UUID, Any]) -> dict[int, ItemResult]:
-    return {u.index: ItemResult(200, _summary(u.saga, "completed", done[u.saga["id"]])) for u in uploads}
+def _completion_results(
+    uploads: list[_Upload], done: dict[uuid.UUID, Any], saga_timeout: float
+) -> dict[int, ItemResult]:
+    return {
+        u.index: ItemResult(200, _summary(u.saga, "completed", done[u.saga["id"]], saga_timeout))
+        for u in uploads
+    }
 
 
 def _catalog_rows(uploads: list[_Upload]) -> list[dict[str, Any]]:
@@ -321,7 +327,7 @@ def _uploads(completions: list[Completion], refused: dict[int, ItemResult]) -> l
     return uploads
 
 
-def _summary(saga: dict[str, Any], status: str, created_at: Any) -> dict[str, Any]:
+def _summary(saga: dict[str, Any], status: str, created_at: Any, saga_timeout: float) -> dict[str, Any]:
     """What a batch answers for a saga it wrote itself; GET /api/v1/sagas/{id} gives the whole record."""
     return {
         "id": str(saga["id"]),
@@ -330,4 +336,5 @@ def _summary(saga: dict[str, Any], status: str, created_at: Any) -> dict[str, An
         "file_id": str(saga["file_id"]),
         "storage_element_id": saga["storage_element_id"],
         "created_at": created_at.isoformat(),
+        **abandoned_after_seconds(status, saga_timeout),
     }

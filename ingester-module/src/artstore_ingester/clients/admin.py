@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from artstore_common.background import Detached
 from artstore_common.batching import Coalescer
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
 from artstore_common.logging import current_request_id
@@ -21,6 +22,8 @@ from artstore_ingester.clients.upstream import as_response
 from artstore_ingester.metrics import SAGA_BATCH_SIZE
 
 _log = logging.getLogger("artstore.ingester.admin")
+
+_CLOSE_SECONDS = 10.0  # how long a stopping ingester waits for failure reports to reach the admin
 
 
 Answer = tuple[int, Any]  # an item's HTTP status and its document (a saga, or a problem)
@@ -75,6 +78,7 @@ class AdminClient:
         # Saga starts and completions of concurrent uploads share one request and one admin transaction.
         self._batched = batch_size > 1
         self._batches = Coalescer(self._send_batch, max_items=batch_size)
+        self._reports = Detached()  # failure reports nobody waits for
 
     async def _post(
         self, path: str, body: dict[str, Any] | None = None, *, for_one_request: bool = True
@@ -166,8 +170,23 @@ class AdminClient:
         answers = {call: iter(results[call]) for call in body}
         return [_answer(next(answers[call])) for call, _ in items]
 
-    async def fail(self, saga_id: uuid.UUID, error: str) -> None:
-        """Report a failure so the admin compensates now; best effort, as its recovery loop would too."""
+    async def report_failure(self, saga_id: uuid.UUID, failure: BaseException | str) -> None:
+        """Tell the admin the saga failed, so it compensates now; best effort, as its recovery loop would
+        do the same later. Shielded: a cancelled request must still tell the admin."""
+        await asyncio.shield(self._fail(saga_id, describe_failure(failure)))
+
+    def report_failure_later(self, saga_id: uuid.UUID, failure: BaseException | str) -> None:
+        """`report_failure` without waiting for it, where nothing reached an element and the undo is a
+        formality; `close` gives the reports still on their way a while to arrive."""
+        self._reports.start(self._fail(saga_id, describe_failure(failure)), f"saga-fail-{saga_id}")
+
+    async def close(self) -> None:
+        if not await self._reports.finish(_CLOSE_SECONDS):
+            _log.warning(
+                "%d saga failure reports not delivered (recovery will compensate)", len(self._reports)
+            )
+
+    async def _fail(self, saga_id: uuid.UUID, error: str) -> None:
         try:
             response = await self._post(f"/{saga_id}/fail", {"error": error[:4000]})
         except AdminUnreachable as exc:
@@ -175,10 +194,6 @@ class AdminClient:
             return
         if response.status_code != 200:
             _log.warning("saga %s: the admin refused the failure report: %s", saga_id, response.text[:200])
-
-    async def report_failure(self, saga_id: uuid.UUID, exc: BaseException) -> None:
-        # Shielded: a cancelled request must still tell the admin, or its file waits for the recovery loop.
-        await asyncio.shield(self.fail(saga_id, describe_failure(exc)))
 
     async def heartbeat(self, saga_id: uuid.UUID) -> bool:
         """True while the saga still runs; False once the admin compensated it."""
@@ -204,9 +219,12 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, ArtStoreError):
-        return f"{exc.code}: {exc.detail}"
-    if isinstance(exc, asyncio.CancelledError):
+def describe_failure(failure: BaseException | str) -> str:
+    """What the saga log says went wrong: the ingester's own words, or the exception's."""
+    if isinstance(failure, str):
+        return failure
+    if isinstance(failure, ArtStoreError):
+        return f"{failure.code}: {failure.detail}"
+    if isinstance(failure, asyncio.CancelledError):
         return "the request was cancelled (client gone or ingester shutting down)"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(failure).__name__}: {failure}"

@@ -21,9 +21,9 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
+from artstore_common.background import Detached
 from artstore_common.errors import ArtStoreError
 from artstore_ingester.clients.admin import AdminClient, Saga
 
@@ -50,7 +50,7 @@ class SagaReservations:
         self._pools: dict[str, deque[tuple[float, Saga]]] = {}  # (usable until, saga), oldest first
         self._starting: dict[str, int] = {}
         self._demand = 0  # uploads running now
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reserving = Detached()
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -85,7 +85,7 @@ class SagaReservations:
         )
         for _ in range(wanted):
             self._starting[element_id] = self._starting.get(element_id, 0) + 1
-            self._spawn(self._reserve(element_id), f"saga-reserve-{element_id}")
+            self._reserving.start(self._reserve(element_id), f"saga-reserve-{element_id}")
         if wanted > 0 and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep(), name="saga-reservation-sweep")
 
@@ -97,9 +97,6 @@ class SagaReservations:
         except ArtStoreError as exc:
             # The upload that asked starts its own saga instead, and meets the same trouble on its own.
             _log.warning("no saga reserved for '%s': %s", element_id, exc.detail)
-            return
-        except Exception:
-            _log.exception("no saga reserved for '%s'", element_id)
             return
         finally:
             self._starting[element_id] -= 1
@@ -118,23 +115,18 @@ class SagaReservations:
                     self._release(pool.popleft()[1], "expired")
 
     def _release(self, saga: Saga, why: str) -> None:
-        reason = f"reserved saga released unused ({why}); nothing was written under it"
-        self._spawn(self._admin.fail(saga.id, reason), f"saga-release-{saga.id}")
-
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._admin.report_failure_later(
+            saga.id, f"reserved saga released unused ({why}); nothing was written under it"
+        )
 
     async def close(self) -> None:
-        """Release every reservation held, waiting a while for the admin to take the reports."""
+        """Release every reservation held and those still being started; the admin client's `close`
+        waits for the releases to reach the admin."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         for pool in self._pools.values():
             while pool:
                 self._release(pool.popleft()[1], "ingester stopping")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_CLOSE_SECONDS):
-                while self._tasks:
-                    await asyncio.wait(set(self._tasks))
+        # One started meanwhile is released as it arrives (`_reserve` sees the service closed).
+        await self._reserving.finish(_CLOSE_SECONDS)

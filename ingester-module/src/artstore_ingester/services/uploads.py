@@ -73,7 +73,6 @@ class UploadService:
         self._elements = elements
         self._max_bytes = max_bytes
         self._heartbeat_seconds = heartbeat_seconds
-        self._background: set[asyncio.Task[None]] = set()
 
     async def upload(
         self, request: UploadRequest, principal: Principal, idempotency_key: str | None
@@ -116,7 +115,7 @@ class UploadService:
                         f"{exc.detail}; nothing was stored, send the file again", retry_after=5
                     ) from exc
                 # Nothing reached the element, so the undo is a formality: do not make the client wait on it.
-                self._report_later(saga, exc)
+                self._admin.report_failure_later(saga.id, exc)
                 failures.append(exc.detail)
                 continue
             except UpstreamProblem as exc:
@@ -214,18 +213,6 @@ class UploadService:
                 "this Idempotency-Key was used for an upload with other content; use a new key for a new upload"
             )
         return attributes
-
-    def _report_later(self, saga: Saga, exc: BaseException) -> None:
-        task = asyncio.create_task(self._admin.report_failure(saga.id, exc), name=f"saga-fail-{saga.id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def close(self) -> None:
-        """Release the reserved sagas and let pending failure reports finish (the admin's recovery loop
-        would cover both, only later)."""
-        await self._reservations.close()
-        if self._background:
-            await asyncio.wait(self._background, timeout=10)
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, saga_id: uuid.UUID) -> AsyncIterator[None]:
