@@ -10,6 +10,7 @@ still be in the catalog and readable from their element with the sha256 they wer
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from artstore_storage.storage.wal import read_unfinished
 from tests.faults._polling import eventually
 from tests.support.cluster import Cluster, ClusterFactory, attributes_header
 from tests.support.files import files_on_disk, generated, tmp_entries
@@ -36,7 +38,7 @@ HOLD_AT = 32 * MiB  # the body pauses here until the fault was injected
 ADMIN_SETTINGS = {"saga_timeout_seconds": 3, "saga_recovery_seconds": 1, "se_timeout_seconds": 1}
 INGESTER_SETTINGS = {
     # These tests follow the held upload's saga by its id: no sagas started ahead, whose unused ones would
-    # look the same (tests/ingester/test_reservations.py kills an ingester that holds some).
+    # look the same (one test below finds its saga in the element's WAL instead, with reservations on).
     "saga_reservations": 0,
     "saga_heartbeat_seconds": 0.5,
     "complete_attempts": 2,
@@ -84,25 +86,27 @@ def upload_small(cluster: Cluster, client: httpx.Client, count: int = 4) -> list
     """Small uploads that must succeed, half temporary (edit element) and half permanent (rw element)."""
     acknowledged = []
     for n in range(count):
-        data = os.urandom(1024 + 997 * n)
         retention = "temporary" if n % 2 else "permanent"
-        response = client.post(
-            "/files",
-            content=data,
-            headers={
-                "X-Artstore-Filename": f"small-{n}.bin",
-                "Content-Type": "application/octet-stream",
-                **attributes_header(retention={"policy": retention}),
-            },
-        )
-        assert response.status_code == 201, response.text
-        answer = response.json()
-        assert answer["sha256"] == hashlib.sha256(data).hexdigest()
-        acknowledged.append(
-            Acknowledged(answer["file_id"], answer["storage_element_id"], len(data), answer["sha256"])
-        )
+        acknowledged += upload_small_to(client, retention=retention, size=1024 + 997 * n)
     assert {a.element_id for a in acknowledged} == {se.element_id for se in cluster.elements.values()}
     return acknowledged
+
+
+def upload_small_to(client: httpx.Client, *, retention: str, size: int = 1024) -> list[Acknowledged]:
+    data = os.urandom(size)
+    response = client.post(
+        "/files",
+        content=data,
+        headers={
+            "X-Artstore-Filename": f"small-{size}.bin",
+            "Content-Type": "application/octet-stream",
+            **attributes_header(retention={"policy": retention}),
+        },
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["sha256"] == hashlib.sha256(data).hexdigest()
+    return [Acknowledged(answer["file_id"], answer["storage_element_id"], len(data), answer["sha256"])]
 
 
 class HeldUpload:
@@ -244,6 +248,67 @@ def test_ingester_killed_mid_upload_is_compensated_by_recovery(
     steps = saga_steps(cluster, saga["id"])
     assert "timed_out" in steps, steps  # found by the recovery loop: nobody reported the failure
     assert "element_compensated" in steps, steps
+    assert_no_trace(cluster, str(saga["file_id"]), kept, token)
+    assert_kept(cluster, kept, token)
+
+
+def saga_writing_to(cluster: Cluster, element: StorageElement) -> dict[str, Any]:
+    """The saga of the one upload the element is writing now, named by its unfinished WAL transaction."""
+
+    def probe() -> str | None:
+        creating = [r for r in read_unfinished(element.data_dir / "wal") if r.op == "create"]
+        partial = [p for p in tmp_entries(element.data_dir) if p.is_file() and p.stat().st_size > 0]
+        return creating[0].saga_id if len(creating) == 1 and partial else None
+
+    saga_id = eventually(probe, within=30, what="an upload in the element's WAL and bytes in its tmp/")
+    [saga] = cluster.sagas(id=uuid.UUID(saga_id))
+    return dict(saga)
+
+
+def test_ingester_killed_mid_upload_on_a_saga_started_ahead_is_undone_with_its_unused_ones(
+    make_cluster: ClusterFactory,
+):
+    # Reservations on; the admin's 8 s timeout lets the ingester keep one for 2 s, time to hand it over.
+    cluster = make_cluster(
+        admin_settings={**ADMIN_SETTINGS, "saga_timeout_seconds": 8},
+        ingester_settings={**INGESTER_SETTINGS, "saga_reservations": 2},
+    )
+    eventually(
+        lambda: httpx.get(f"{cluster.ingester.url}/health/ready", timeout=5).status_code == 200,
+        within=30,
+        what="ingester ready (signing keys and a discovery snapshot)",
+    )
+    client = cluster.client(timeout=60)
+    token = cluster.token()
+    kept = upload_small(cluster, client)
+    rw = cluster.elements["rw"]
+    # A permanent upload just before leaves a saga reserved on the rw element for the large one.
+    kept += upload_small_to(client, retention="permanent")
+    eventually(
+        lambda: [s for s in cluster.unused_reservations() if s["storage_element_id"] == rw.element_id],
+        within=10,
+        what="a saga reserved on the rw element",
+        every=0.05,
+    )
+    upload = HeldUpload(client).start()
+    try:
+        saga = saga_writing_to(cluster, rw)
+        assert json.loads(saga["payload"]) == {"reservation": True}, saga  # taken, not started for it
+
+        cluster.ingester.kill()
+        outcome = upload.outcome(within=30)
+    finally:
+        upload.resume()
+
+    assert upload.response is None, outcome
+    wait_compensated(cluster, saga["id"])
+    steps = saga_steps(cluster, saga["id"])
+    assert "timed_out" in steps, steps
+    assert "element_compensated" in steps, steps
+    # The reservations it still held went the same way: nothing of the killed ingester is left running.
+    eventually(
+        lambda: cluster.sagas(status="started") == [], within=RECOVERY_WITHIN, what="every saga settled"
+    )
     assert_no_trace(cluster, str(saga["file_id"]), kept, token)
     assert_kept(cluster, kept, token)
 
