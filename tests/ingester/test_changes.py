@@ -53,6 +53,35 @@ def test_patch_changes_attr_json_and_the_catalog_together(cluster: Cluster):
         assert saga["status"] == "completed"
 
 
+def test_patch_with_attributes_near_their_limits_is_applied(cluster: Cluster):
+    client = cluster.client()
+    stored = _upload(client, temporary=True)
+    change = {
+        "description": "é" * 4096,  # 8 KiB of UTF-8
+        "tags": [f"{i:03d}" + "t" * 125 for i in range(100)],
+        "metadata": {f"key-{i}": "v" * 40 for i in range(100)},
+    }
+
+    response = client.patch(f"/files/{stored['file_id']}", json=change)
+
+    assert response.status_code == 200, response.text
+    on_disk = attr_json(_element(cluster, stored).data_dir, stored["file_id"])
+    [row] = cluster.catalog(stored["file_id"])
+    assert json.loads(row["attributes"]) == on_disk
+    for name, value in change.items():
+        assert on_disk[name] == value
+    assert row["description"] == change["description"]
+    # The audit names what changed and who changed it.
+    with httpx.Client(
+        base_url=f"{cluster.admin.url}/api/v1", headers={"Authorization": f"Bearer {cluster.admin.token()}"}
+    ) as api:
+        audit = api.get("/audit", params={"subject": stored["file_id"], "action": "file.updated"})
+    assert audit.status_code == 200, audit.text
+    [record] = audit.json()["items"]
+    assert record["details"]["changed"] == ["description", "metadata", "tags"]
+    assert record["actor"] == stored["created_by"]
+
+
 def test_patch_refuses_fields_it_does_not_change_and_unknown_files(cluster: Cluster):
     client = cluster.client()
     stored = _upload(client, temporary=True)

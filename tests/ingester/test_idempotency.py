@@ -3,6 +3,7 @@ another upload is refused (draft-ietf-httpapi-idempotency-key-header: 422 for a 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -36,6 +37,44 @@ def test_a_retry_returns_the_first_result_and_stores_one_copy(cluster: Cluster):
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert (_bins(cluster), cluster.catalog_count()) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_keyed_upload_with_attributes_near_their_limits_is_stored_once_and_replayed(cluster: Cluster):
+    # About 17 KiB of attributes, each within its own limit: as welcome with a key as without one.
+    bulky = {
+        "description": "d" * 4000,
+        "tags": [f"{i:03d}" + "t" * 125 for i in range(100)],
+        "metadata": {f"key-{i}": "v" * 20 for i in range(50)},
+    }
+    headers = {"X-Artstore-Filename": "bulky.pdf", "X-Artstore-Attributes": json.dumps(bulky)}
+    client = cluster.client()
+    key = f"bulky-{uuid.uuid4()}"
+    before = (_bins(cluster), cluster.catalog_count())
+
+    first = client.post("/files", content=b"bulky", headers={**headers, "Idempotency-Key": key})
+    again = client.post("/files", content=b"bulky", headers={**headers, "Idempotency-Key": key})
+    other = client.post(
+        "/files",
+        content=b"bulky",
+        headers={
+            **headers,
+            "Idempotency-Key": key,
+            "X-Artstore-Attributes": json.dumps(bulky | {"tags": []}),
+        },
+    )
+
+    assert first.status_code == 201, first.text
+    assert (first.json()["description"], first.json()["tags"]) == (bulky["description"], bulky["tags"])
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert other.status_code == 422, other.text  # the same key for other attributes is another request
+    assert other.json()["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert (_bins(cluster), cluster.catalog_count()) == (before[0] + 1, before[1] + 1)
+    # The saga log says what was uploaded and by whom; the attributes themselves are in the catalog.
+    [saga] = cluster.sagas(id=uuid.UUID(first.json()["saga_id"]))
+    recorded = json.loads(saga["payload"])
+    assert (recorded["filename"], recorded["requested_by"]) == ("bulky.pdf", first.json()["created_by"])
+    assert len(recorded["request_sha256"]) == 64
 
 
 def test_a_multipart_retry_with_another_boundary_is_the_same_request(cluster: Cluster):

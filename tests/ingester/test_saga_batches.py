@@ -149,18 +149,27 @@ def test_audit_records_name_the_client_request_when_sagas_go_in_batches(make_clu
 
 
 def test_an_upload_the_admin_refuses_does_not_fail_the_uploads_batched_with_it(cluster: Cluster):
-    # Valid for the ingester, but a keyed upload's saga records its request (to tell a retry from another
-    # upload), and this one's is over the admin's 16 KiB of payload.
-    bulky = {"description": "d" * 4000, "tags": [f"{i:03d}" + "t" * 125 for i in range(100)]}
-    contents = [f"neighbour {i}\n".encode() for i in range(UPLOADS)] + [b"bulky"]
+    # Valid for the ingester, but its Idempotency-Key was used for another upload: the admin refuses its
+    # saga start, an item among the others' starts and completions.
+    [first] = asyncio.run(_upload_all(cluster, [b"first"], [{"description": "first"}], keys=["reused-1"]))
+    assert first.status_code == 201, first.text
+    stored = (sum(len(files) for files in cluster.stored_files().values()), cluster.catalog_count())
+    contents = [f"neighbour {i}\n".encode() for i in range(UPLOADS)] + [b"first"]
 
     *answers, refused = asyncio.run(
-        _upload_all(cluster, contents, [{}] * UPLOADS + [bulky], keys=[None] * UPLOADS + ["bulky-1"])
+        _upload_all(
+            cluster,
+            contents,
+            [{}] * UPLOADS + [{"description": "another"}],
+            keys=[None] * UPLOADS + ["reused-1"],
+        )
     )
 
     assert [r.status_code for r in answers] == [201] * UPLOADS, [
         r.text for r in answers if r.status_code != 201
     ]
     assert refused.status_code == 422, refused.text
-    assert "16384 bytes" in refused.json()["detail"]
+    assert refused.json()["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert sum(len(files) for files in cluster.stored_files().values()) == stored[0] + UPLOADS
+    assert cluster.catalog_count() == stored[1] + UPLOADS
     assert all(len(cluster.catalog(r.json()["file_id"])) == 1 for r in answers)

@@ -222,7 +222,7 @@ class SagaService:
             details={
                 "saga_id": str(saga["id"]),
                 "storage_element_id": attrs.storage_element_id,
-                "changed": sorted(saga["payload"].get("changes", {})),
+                "changed": saga["payload"].get("changed", []),
                 "via": actor,
             },
             connection=connection,

@@ -27,8 +27,10 @@ class FileChanges:
     async def update(
         self, file_id: uuid.UUID, changes: dict[str, Any], principal: Principal
     ) -> dict[str, Any]:
+        # The names of the fields changed, not their values: those can be up to the attributes' own limits,
+        # beyond what a saga's payload holds, and attr.json and the catalog row keep them anyway.
         saga = await self._admin.start(
-            "update", file_id, payload={"changes": changes, "requested_by": principal.sub}
+            "update", file_id, payload={"changed": sorted(changes), "requested_by": principal.sub}
         )
         try:
             element = self._element(saga)

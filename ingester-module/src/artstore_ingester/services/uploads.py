@@ -96,7 +96,11 @@ class UploadService:
         body = UploadBody(request.body, max_bytes=self._max_bytes, client_sha256=request.expected_sha256)
         file_id = uuid.uuid4()
         saga_key = _saga_key(principal.sub, idempotency_key)
-        payload = {"request": request.fingerprint, "requested_by": principal.sub}
+        payload = {
+            "filename": request.filename,
+            "request_sha256": _digest(request.fingerprint),
+            "requested_by": principal.sub,
+        }
         failures: list[str] = []
         for element in candidates:
             # The first choice only: a failover is rare, and taking would start refilling a second choice's pool.
@@ -230,6 +234,13 @@ class UploadService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _digest(fingerprint: dict[str, Any]) -> str:
+    """What tells a retry from another upload under the same key, in a saga payload of fixed size: the
+    request itself may carry attributes up to their limits, beyond what a payload holds."""
+    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _saga_key(sub: str, key: str | None) -> str | None:
