@@ -181,8 +181,10 @@ def test_a_client_checksum_is_checked_end_to_end(cluster: Cluster):
     assert wrong.status_code == 422, wrong.text
     assert wrong.json()["code"] == "CHECKSUM_MISMATCH"
     assert cluster.catalog_count() == before + 1
-    # The refused upload's saga (its own, or one started ahead) is undone before the client hears of it.
-    assert len(_undone_for_checksum(cluster)) == len(undone_before) + 1
+    # The refused upload's saga (its own, or one started ahead) is undone before the client hears of it,
+    # and its error says whose upload it was.
+    [undone] = [s for s in _undone_for_checksum(cluster) if s not in undone_before]
+    assert undone["error"].endswith(f"(upload of 'bad.txt' by {good.json()['created_by']})"), undone["error"]
 
 
 def _undone_for_checksum(cluster: Cluster) -> list[Any]:

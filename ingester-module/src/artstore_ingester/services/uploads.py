@@ -28,7 +28,7 @@ from artstore_common.errors import (
     UpstreamProblem,
     ValidationFailed,
 )
-from artstore_ingester.clients.admin import AdminClient, Saga
+from artstore_ingester.clients.admin import AdminClient, Saga, describe_failure
 from artstore_ingester.clients.elements import ElementClient, ElementFailed
 from artstore_ingester.metrics import ELEMENT_ATTEMPTS, UPLOAD_BYTES, UPLOADS
 from artstore_ingester.services.body import UploadBody
@@ -113,17 +113,17 @@ class UploadService:
             except ElementFailed as exc:
                 ELEMENT_ATTEMPTS.labels(element.id, "failed").inc()
                 if not exc.before_body:
-                    await self._admin.report_failure(saga.id, exc)
+                    await self._admin.report_failure(saga.id, _failure(exc, request, principal))
                     UPLOADS.labels("element_failed").inc()
                     raise DependencyUnavailable(
                         f"{exc.detail}; nothing was stored, send the file again", retry_after=5
                     ) from exc
                 # Nothing reached the element, so the undo is a formality: do not make the client wait on it.
-                self._admin.report_failure_later(saga.id, exc)
+                self._admin.report_failure_later(saga.id, _failure(exc, request, principal))
                 failures.append(exc.detail)
                 continue
             except UpstreamProblem as exc:
-                await self._admin.report_failure(saga.id, exc)
+                await self._admin.report_failure(saga.id, _failure(exc, request, principal))
                 if exc.code == SagaCompensated.code:
                     UPLOADS.labels("compensated").inc()
                     raise ServiceUnavailable(
@@ -139,7 +139,7 @@ class UploadService:
                 UPLOADS.labels("refused").inc()
                 raise
             except BaseException as exc:
-                await self._admin.report_failure(saga.id, exc)
+                await self._admin.report_failure(saga.id, _failure(exc, request, principal))
                 UPLOADS.labels("failed").inc()
                 raise
             ELEMENT_ATTEMPTS.labels(element.id, "stored").inc()
@@ -234,6 +234,11 @@ class UploadService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _failure(exc: BaseException, request: UploadRequest, principal: Principal) -> str:
+    """The saga log's error: what went wrong, and whose upload it was (a saga started ahead records neither)."""
+    return f"{describe_failure(exc)} (upload of '{request.filename}' by {principal.sub})"
 
 
 def _digest(fingerprint: dict[str, Any]) -> str:
