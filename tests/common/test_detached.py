@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -62,3 +63,30 @@ def test_a_failure_nobody_awaits_is_logged_with_its_task_name(caplog: pytest.Log
     assert "saga-fail-42" in record.getMessage()
     assert record.exc_info is not None
     assert "unreadable" in str(record.exc_info[1])
+
+
+def test_work_a_cancelled_caller_waited_for_is_still_finished_at_shutdown():
+    """As a failure report of a request cancelled midway (the client went away): shielded, it goes on, and
+    shutdown waits for it although nobody awaits it any more."""
+    done: list[str] = []
+
+    async def scenario() -> bool:
+        detached = Detached()
+
+        async def report() -> None:
+            await asyncio.sleep(0.1)
+            done.append("reported")
+
+        async def request() -> None:
+            await asyncio.shield(detached.start(report(), "saga-fail-7"))
+
+        handler = asyncio.create_task(request())
+        await asyncio.sleep(0.01)
+        handler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handler
+        assert done == []  # the request is gone, its report still on its way
+        return await detached.finish(grace=5)
+
+    assert asyncio.run(scenario()) is True
+    assert done == ["reported"]

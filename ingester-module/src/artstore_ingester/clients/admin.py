@@ -172,13 +172,17 @@ class AdminClient:
 
     async def report_failure(self, saga_id: uuid.UUID, failure: BaseException | str) -> None:
         """Tell the admin the saga failed, so it compensates now; best effort, as its recovery loop would
-        do the same later. Shielded: a cancelled request must still tell the admin."""
-        await asyncio.shield(self._fail(saga_id, describe_failure(failure)))
+        do the same later. Shielded: a cancelled request must still tell the admin, and `close` waits for
+        a report its request no longer waits for."""
+        await asyncio.shield(self._report(saga_id, failure))
 
     def report_failure_later(self, saga_id: uuid.UUID, failure: BaseException | str) -> None:
         """`report_failure` without waiting for it, where nothing reached an element and the undo is a
         formality; `close` gives the reports still on their way a while to arrive."""
-        self._reports.start(self._fail(saga_id, describe_failure(failure)), f"saga-fail-{saga_id}")
+        self._report(saga_id, failure)
+
+    def _report(self, saga_id: uuid.UUID, failure: BaseException | str) -> asyncio.Task[None]:
+        return self._reports.start(self._fail(saga_id, describe_failure(failure)), f"saga-fail-{saga_id}")
 
     async def close(self) -> None:
         if not await self._reports.finish(_CLOSE_SECONDS):
