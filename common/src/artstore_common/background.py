@@ -11,6 +11,8 @@ from typing import Any
 
 _log = logging.getLogger("artstore.background")
 
+SHUTDOWN_GRACE_SECONDS = 10.0  # how long a stopping service waits for its detached work
+
 
 @contextlib.asynccontextmanager
 async def running(loop: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:

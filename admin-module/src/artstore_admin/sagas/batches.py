@@ -159,7 +159,10 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return self._answers(sagas, created, uploads, done)
+        return (
+            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
+            _completion_results(uploads, done),
+        )
 
     async def _in_a_transaction(
         self, plain: dict[int, tuple[NewSaga, str]], uploads: list[_Upload], actor: str
@@ -198,7 +201,10 @@ class SagaBatches:
             )
             return None
         audit.batch_committed(records)
-        return self._answers(sagas, created, uploads, done)
+        return (
+            _start_results(sagas, created, self._ctx.settings.saga_timeout_seconds),
+            _completion_results(uploads, done),
+        )
 
     @staticmethod
     def _audit_entries(uploads: list[_Upload], actor: str) -> list[AuditEntry]:
@@ -216,16 +222,6 @@ class SagaBatches:
             return ItemResult(
                 200, await self._sagas.complete(completion.saga_id, completion.attributes, actor)
             )
-
-    def _answers(
-        self,
-        sagas: dict[int, dict[str, Any]],
-        created: dict[uuid.UUID, Any],
-        uploads: list[_Upload],
-        done: dict[uuid.UUID, Any],
-    ) -> _Answered:
-        timeout = self._ctx.settings.saga_timeout_seconds
-        return _start_results(sagas, created, timeout), _completion_results(uploads, done, timeout)
 
     @staticmethod
     async def _one(call: Awaitable[ItemResult]) -> ItemResult:
@@ -259,10 +255,11 @@ def _new_sagas(plain: dict[int, tuple[NewSaga, str]]) -> dict[int, dict[str, Any
 def _start_results(
     sagas: dict[int, dict[str, Any]], created: dict[uuid.UUID, Any], saga_timeout: float
 ) -> dict[int, ItemResult]:
+    started = abandoned_after_seconds(saga_timeout)
     results: dict[int, ItemResult] = {}
     for index, saga in sagas.items():
         if saga["id"] in created:
-            results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]], saga_timeout))
+            results[index] = ItemResult(201, _summary(saga, "started", created[saga["id"]]) | started)
         else:
             results[index] = ItemResult.refused(
                 ValidationFailed(
@@ -273,13 +270,8 @@ def _start_results(
     return results
 
 
-def _completion_results(
-    uploads: list[_Upload], done: dict[uuid.UUID, Any], saga_timeout: float
-) -> dict[int, ItemResult]:
-    return {
-        u.index: ItemResult(200, _summary(u.saga, "completed", done[u.saga["id"]], saga_timeout))
-        for u in uploads
-    }
+def _completion_results(uploads: list[_Upload], done: dict[uuid.UUID, Any]) -> dict[int, ItemResult]:
+    return {u.index: ItemResult(200, _summary(u.saga, "completed", done[u.saga["id"]])) for u in uploads}
 
 
 def _catalog_rows(uploads: list[_Upload]) -> list[dict[str, Any]]:
@@ -327,7 +319,7 @@ def _uploads(completions: list[Completion], refused: dict[int, ItemResult]) -> l
     return uploads
 
 
-def _summary(saga: dict[str, Any], status: str, created_at: Any, saga_timeout: float) -> dict[str, Any]:
+def _summary(saga: dict[str, Any], status: str, created_at: Any) -> dict[str, Any]:
     """What a batch answers for a saga it wrote itself; GET /api/v1/sagas/{id} gives the whole record."""
     return {
         "id": str(saga["id"]),
@@ -336,5 +328,4 @@ def _summary(saga: dict[str, Any], status: str, created_at: Any, saga_timeout: f
         "file_id": str(saga["file_id"]),
         "storage_element_id": saga["storage_element_id"],
         "created_at": created_at.isoformat(),
-        **abandoned_after_seconds(status, saga_timeout),
     }

@@ -442,10 +442,10 @@ def catalog_event(
     return event
 
 
-def abandoned_after_seconds(status: str, timeout: float) -> dict[str, float]:
-    """For a started saga: how long after its last heartbeat the recovery loop takes it for abandoned and
-    undoes it. An ingester holding a saga started ahead uses it only well within this."""
-    return {"abandoned_after_seconds": timeout} if status == "started" else {}
+def abandoned_after_seconds(timeout: float) -> dict[str, float]:
+    """What a started saga's answer adds: how long after its last heartbeat the recovery loop takes it for
+    abandoned and undoes it. An ingester holding a saga started ahead uses it only well within this."""
+    return {"abandoned_after_seconds": timeout}
 
 
 def _describe(saga: store.Row, steps: list[store.Row], abandoned_after: float) -> dict[str, Any]:
@@ -461,7 +461,7 @@ def _describe(saga: store.Row, steps: list[store.Row], abandoned_after: float) -
         "created_by": saga["created_by"],
         "created_at": saga["created_at"].isoformat(),
         "updated_at": saga["updated_at"].isoformat(),
-        **abandoned_after_seconds(saga["status"], abandoned_after),
+        **(abandoned_after_seconds(abandoned_after) if saga["status"] == "started" else {}),
         "steps": [
             {
                 "step": step["step"],

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from artstore_common.background import Detached
+from artstore_common.background import SHUTDOWN_GRACE_SECONDS, Detached
 from artstore_common.batching import Coalescer
 from artstore_common.errors import ArtStoreError, DependencyUnavailable, UpstreamProblem
 from artstore_common.logging import current_request_id
@@ -22,8 +22,6 @@ from artstore_ingester.clients.upstream import as_response
 from artstore_ingester.metrics import SAGA_BATCH_SIZE
 
 _log = logging.getLogger("artstore.ingester.admin")
-
-_CLOSE_SECONDS = 10.0  # how long a stopping ingester waits for failure reports to reach the admin
 
 
 Answer = tuple[int, Any]  # an item's HTTP status and its document (a saga, or a problem)
@@ -185,7 +183,7 @@ class AdminClient:
         return self._reports.start(self._fail(saga_id, describe_failure(failure)), f"saga-fail-{saga_id}")
 
     async def close(self) -> None:
-        if not await self._reports.finish(_CLOSE_SECONDS):
+        if not await self._reports.finish(SHUTDOWN_GRACE_SECONDS):
             _log.warning(
                 "%d saga failure reports not delivered (recovery will compensate)", len(self._reports)
             )

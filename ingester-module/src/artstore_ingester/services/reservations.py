@@ -18,18 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from artstore_common.background import Detached
+from artstore_common.background import SHUTDOWN_GRACE_SECONDS, Detached
 from artstore_common.errors import ArtStoreError
 from artstore_ingester.clients.admin import AdminClient, Saga
 
 _log = logging.getLogger("artstore.ingester.reservations")
 
-_CLOSE_SECONDS = 10.0
 _SWEEP_SECONDS = 1.0
 RESERVED = {"reservation": True}  # the payload that tells an operator reading the saga log what this was
 
@@ -68,14 +68,8 @@ class SagaReservations:
         if self._limit == 0 or self._closed:
             return None
         pool = self._pools.setdefault(element_id, deque())
-        now = self._clock()
-        taken = None
-        while pool and taken is None:
-            usable_until, saga = pool.popleft()
-            if now < usable_until:
-                taken = saga
-            else:
-                self._release(saga, "expired")
+        self._release_until(pool, self._clock(), "expired")
+        taken = pool.popleft()[1] if pool else None
         self._refill(element_id)
         return taken
 
@@ -111,8 +105,12 @@ class SagaReservations:
             await asyncio.sleep(min(self._max_age / 2, _SWEEP_SECONDS))
             now = self._clock()
             for pool in self._pools.values():
-                while pool and now >= pool[0][0]:
-                    self._release(pool.popleft()[1], "expired")
+                self._release_until(pool, now, "expired")
+
+    def _release_until(self, pool: deque[tuple[float, Saga]], until: float, why: str) -> None:
+        """Release the reservations usable no later than `until`: the pool is in that order."""
+        while pool and pool[0][0] <= until:
+            self._release(pool.popleft()[1], why)
 
     def _release(self, saga: Saga, why: str) -> None:
         self._admin.report_failure_later(
@@ -126,7 +124,6 @@ class SagaReservations:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for pool in self._pools.values():
-            while pool:
-                self._release(pool.popleft()[1], "ingester stopping")
+            self._release_until(pool, math.inf, "ingester stopping")
         # One started meanwhile is released as it arrives (`_reserve` sees the service closed).
-        await self._reserving.finish(_CLOSE_SECONDS)
+        await self._reserving.finish(SHUTDOWN_GRACE_SECONDS)

@@ -96,16 +96,11 @@ class UploadService:
         body = UploadBody(request.body, max_bytes=self._max_bytes, client_sha256=request.expected_sha256)
         file_id = uuid.uuid4()
         saga_key = _saga_key(principal.sub, idempotency_key)
-        payload = {
-            "filename": request.filename,
-            "request_sha256": _digest(request.fingerprint),
-            "requested_by": principal.sub,
-        }
         failures: list[str] = []
         for element in candidates:
             # The first choice only: a failover is rare, and taking would start refilling a second choice's pool.
             reserved = self._reservations.take(element.id) if saga_key is None and not failures else None
-            saga = reserved or await self._start(file_id, element, saga_key, payload)
+            saga = reserved or await self._start(file_id, element, saga_key, request, principal)
             if not saga.created:
                 return await self._replay(saga, request, body), True
             try:
@@ -152,8 +147,18 @@ class UploadService:
         )
 
     async def _start(
-        self, file_id: uuid.UUID, element: Element, saga_key: str | None, payload: dict[str, Any]
+        self,
+        file_id: uuid.UUID,
+        element: Element,
+        saga_key: str | None,
+        request: UploadRequest,
+        principal: Principal,
     ) -> Saga:
+        payload = {
+            "filename": request.filename,
+            "request_sha256": _digest(request.fingerprint),
+            "requested_by": principal.sub,
+        }
         try:
             return await self._admin.start(
                 "upload", file_id, storage_element_id=element.id, idempotency_key=saga_key, payload=payload
